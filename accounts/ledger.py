@@ -1,0 +1,246 @@
+"""The only code that moves credits.
+
+Every operation posts one `LedgerEntry` and updates the cached `CreditAccount` in one
+transaction, with a conditional UPDATE (``WHERE balance - reserved >= n``), so it is safe
+under concurrency on PostgreSQL (the UPDATE takes the row lock and re-checks its condition)
+and on SQLite (``BEGIN IMMEDIATE`` serialises writers).
+
+Every operation is idempotent by key: calling it again with the same key returns the first
+entry and moves nothing, also when two calls race (the unique key decides; the loser's
+transaction is rolled back and it returns the winner's entry). A generation gets one hold
+and then one settlement, capture or release, which share the key ``settle:<id>`` and a
+partial unique constraint; callers compare ``entry.kind`` to learn which one won.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import CreditAccount, LedgerEntry, User, Voucher
+from veoproject.exceptions import ApplicationError, InsufficientCredits, ValidationFailed
+
+if TYPE_CHECKING:
+    from generations.models import Generation
+
+logger = logging.getLogger(__name__)
+
+Kind = LedgerEntry.Kind
+
+
+class LedgerError(ApplicationError):
+    code = "ledger_error"
+
+
+def _post(
+    *,
+    user_id: int,
+    kind: str,
+    amount: int,
+    reserved_change: int,
+    idempotency_key: str,
+    require_available: int = 0,
+    generation: Generation | None = None,
+    voucher: Voucher | None = None,
+    actor: User | None = None,
+    reason: str = "",
+) -> LedgerEntry:
+    """Apply one movement; `require_available` is what must stay available afterwards
+    (the condition of the UPDATE), so that no path can overdraw an account."""
+    existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            # available after = balance + amount - (reserved + reserved_change) >= 0
+            needed = reserved_change - amount
+            condition = Q(balance__gte=F("reserved") + needed) if needed > 0 else Q()
+            updated = CreditAccount.objects.filter(Q(user_id=user_id) & condition).update(
+                balance=F("balance") + amount,
+                reserved=F("reserved") + reserved_change,
+                updated_at=timezone.now(),
+            )
+            if not updated:
+                account = CreditAccount.objects.get(user_id=user_id)
+                raise InsufficientCredits(required=needed, available=account.available)
+            account = CreditAccount.objects.get(user_id=user_id)
+            return LedgerEntry.objects.create(
+                account=account,
+                kind=kind,
+                amount=amount,
+                reserved_change=reserved_change,
+                balance_after=account.balance,
+                reserved_after=account.reserved,
+                generation=generation,
+                voucher=voucher,
+                actor=actor,
+                reason=reason[:500],
+                idempotency_key=idempotency_key,
+            )
+    except IntegrityError:
+        # Lost a race for the same key (or the same settlement): the winner's entry stands.
+        existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing
+        raise
+
+
+def _positive(amount: int) -> int:
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise ValidationFailed("The amount must be a positive whole number of credits.")
+    return amount
+
+
+def grant(
+    *,
+    user: User,
+    amount: int,
+    reason: str,
+    actor: User | None = None,
+    kind: str = Kind.GRANT,
+    voucher: Voucher | None = None,
+    idempotency_key: str | None = None,
+) -> LedgerEntry:
+    """Add credits (a grant, a top-up, a voucher)."""
+    if kind not in (Kind.GRANT, Kind.TOPUP):
+        raise LedgerError("Only grants and top-ups add credits this way.")
+    return _post(
+        user_id=user.pk,
+        kind=kind,
+        amount=_positive(amount),
+        reserved_change=0,
+        idempotency_key=idempotency_key or f"{kind}:{uuid.uuid4()}",
+        voucher=voucher,
+        actor=actor,
+        reason=reason,
+    )
+
+
+def adjust(
+    *,
+    user: User,
+    amount: int,
+    reason: str,
+    actor: User | None = None,
+    idempotency_key: str | None = None,
+) -> LedgerEntry:
+    """A correction, positive or negative. A deduction never takes credits that are
+    reserved for generations in flight (InsufficientCredits instead)."""
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0:
+        raise ValidationFailed("The amount must be a non-zero whole number of credits.")
+    if not reason.strip():
+        raise ValidationFailed("A correction needs a reason.", fields={"reason": ["Required."]})
+    return _post(
+        user_id=user.pk,
+        kind=Kind.ADJUSTMENT,
+        amount=amount,
+        reserved_change=0,
+        idempotency_key=idempotency_key or f"adjustment:{uuid.uuid4()}",
+        actor=actor,
+        reason=reason,
+    )
+
+
+def hold(*, generation: Generation) -> LedgerEntry:
+    """Reserve the generation's frozen cost; InsufficientCredits if not available."""
+    return _post(
+        user_id=generation.owner_id,
+        kind=Kind.HOLD,
+        amount=0,
+        reserved_change=_positive(generation.cost_credits),
+        idempotency_key=f"hold:{generation.pk}",
+        generation=generation,
+    )
+
+
+def _open_hold(generation: Generation) -> LedgerEntry:
+    entry = LedgerEntry.objects.filter(generation=generation, kind=Kind.HOLD).first()
+    if entry is None:
+        raise LedgerError(f"Generation {generation.pk} has no hold to settle.")
+    return entry
+
+
+def capture(*, generation: Generation) -> LedgerEntry:
+    """Spend the held credits. Returns the settlement entry, which is a release if the
+    generation was already released (check `.kind`)."""
+    held = _open_hold(generation).reserved_change
+    return _post(
+        user_id=generation.owner_id,
+        kind=Kind.CAPTURE,
+        amount=-held,
+        reserved_change=-held,
+        idempotency_key=f"settle:{generation.pk}",
+        generation=generation,
+    )
+
+
+def release(*, generation: Generation, reason: str = "") -> LedgerEntry:
+    """Give the held credits back. Returns the settlement entry, which is a capture if the
+    generation was already captured (check `.kind`)."""
+    held = _open_hold(generation).reserved_change
+    return _post(
+        user_id=generation.owner_id,
+        kind=Kind.RELEASE,
+        amount=0,
+        reserved_change=-held,
+        idempotency_key=f"settle:{generation.pk}",
+        generation=generation,
+        reason=reason,
+    )
+
+
+def refund(*, generation: Generation, reason: str, actor: User | None = None) -> LedgerEntry:
+    """Give back what a generation captured, once."""
+    captured = LedgerEntry.objects.filter(generation=generation, kind=Kind.CAPTURE).first()
+    if captured is None:
+        raise LedgerError("Only a generation that was paid for can be refunded.")
+    if not reason.strip():
+        raise ValidationFailed("A refund needs a reason.", fields={"reason": ["Required."]})
+    return _post(
+        user_id=generation.owner_id,
+        kind=Kind.REFUND,
+        amount=-captured.amount,
+        reserved_change=0,
+        idempotency_key=f"refund:{generation.pk}",
+        generation=generation,
+        actor=actor,
+        reason=reason,
+    )
+
+
+def broken_accounts() -> list[dict]:
+    """Accounts whose cached balance or reserved disagree with their ledger.
+
+    balance == sum of all amounts; reserved == sum of reserved changes == the holds that
+    have no settlement yet. One aggregate query per check, whatever the number of users.
+    """
+    sums = CreditAccount.objects.annotate(
+        ledger_balance=Coalesce(Sum("entries__amount"), 0),
+        ledger_reserved=Coalesce(Sum("entries__reserved_change"), 0),
+    ).values("id", "user__username", "balance", "reserved", "ledger_balance", "ledger_reserved")
+    settled = LedgerEntry.objects.filter(
+        generation=OuterRef("generation"), kind__in=[Kind.CAPTURE, Kind.RELEASE]
+    )
+    holds = dict(
+        LedgerEntry.objects.filter(kind=Kind.HOLD)
+        .exclude(Exists(settled))
+        .values("account_id")
+        .annotate(total=Sum("reserved_change"))
+        .values_list("account_id", "total")
+    )
+    broken = []
+    for row in sums:
+        row["open_holds"] = holds.get(row["id"], 0)
+        if not (
+            row["balance"] == row["ledger_balance"]
+            and row["reserved"] == row["ledger_reserved"] == row["open_holds"]
+            and row["balance"] >= row["reserved"] >= 0
+        ):
+            broken.append(row)
+    return broken

@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import F, Q
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class User(AbstractUser):
+    email = models.EmailField("email address", unique=True)
+    # Signs the callbacks we POST to integrators (HMAC-SHA256); rotatable.
+    webhook_secret = models.CharField(max_length=64, default=new_webhook_secret)
+    suspension_reason = models.CharField(max_length=500, blank=True)
+
+    REQUIRED_FIELDS = ["email"]
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class CreditAccount(models.Model):
+    """A user's credits. `balance` and `reserved` cache the ledger; only
+    `accounts.ledger` writes them."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="credit_account"
+    )
+    balance = models.BigIntegerField(default=0)
+    reserved = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="account_reserved_gte_0"),
+            models.CheckConstraint(
+                condition=Q(balance__gte=F("reserved")), name="account_balance_gte_reserved"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.available} available)"
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.reserved
+
+
+class LedgerEntry(models.Model):
+    """One movement of credits. Append-only: nothing updates or deletes an entry.
+
+    `amount` is the signed change to the balance, `reserved_change` the signed change to
+    the reserved credits. A hold reserves (0, +n); a capture spends what it held (-n, -n);
+    a release frees it (0, -n).
+    """
+
+    class Kind(models.TextChoices):
+        GRANT = "grant", "Grant"
+        TOPUP = "topup", "Top-up"
+        HOLD = "hold", "Hold"
+        CAPTURE = "capture", "Capture"
+        RELEASE = "release", "Release"
+        REFUND = "refund", "Refund"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = models.BigIntegerField()
+    reserved_change = models.BigIntegerField(default=0)
+    balance_after = models.BigIntegerField()
+    reserved_after = models.BigIntegerField()
+    generation = models.ForeignKey(
+        "generations.Generation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger_entries",
+    )
+    voucher = models.ForeignKey(
+        "accounts.Voucher",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger_entries",
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The staff member who made this entry, if any.",
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["account", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    kind__in=[
+                        "grant",
+                        "topup",
+                        "hold",
+                        "capture",
+                        "release",
+                        "refund",
+                        "adjustment",
+                    ]
+                ),
+                name="ledger_kind_valid",
+            ),
+            # One hold, then at most one settlement (capture or release), per generation.
+            models.UniqueConstraint(
+                fields=["generation"],
+                condition=Q(kind="hold"),
+                name="ledger_one_hold_per_generation",
+            ),
+            models.UniqueConstraint(
+                fields=["generation"],
+                condition=Q(kind__in=["capture", "release"]),
+                name="ledger_one_settlement_per_generation",
+            ),
+            models.UniqueConstraint(
+                fields=["generation"],
+                condition=Q(kind="refund"),
+                name="ledger_one_refund_per_generation",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["hold", "capture", "release", "refund"])
+                | Q(generation__isnull=False),
+                name="ledger_settlement_has_generation",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["grant", "topup", "refund"]) | Q(amount__gt=0),
+                name="ledger_credit_is_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount:+d} ({self.account.user})"
+
+    @property
+    def available_change(self) -> int:
+        return self.amount - self.reserved_change
+
+
+class ApiToken(models.Model):
+    """An API token. The secret is shown once; only its SHA-256 is stored, found by its
+    public prefix."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (veo_{self.prefix}…)"
+
+
+class Voucher(models.Model):
+    """A code worth credits, redeemable by up to `max_uses` different users."""
+
+    code = models.CharField(max_length=40, unique=True)
+    amount = models.PositiveIntegerField()
+    max_uses = models.PositiveIntegerField(default=1)
+    uses = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(uses__lte=F("max_uses")), name="voucher_uses_lte_max"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="voucher_amount_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class VoucherRedemption(models.Model):
+    voucher = models.ForeignKey(Voucher, on_delete=models.PROTECT, related_name="redemptions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="voucher_redemptions"
+    )
+    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["voucher", "user"], name="voucher_once_per_user"),
+        ]

@@ -1,0 +1,272 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Duration(models.TextChoices):
+    S4 = "4s", "4 seconds"
+    S6 = "6s", "6 seconds"
+    S8 = "8s", "8 seconds"
+
+
+class Resolution(models.TextChoices):
+    P720 = "720p", "720p"
+    P1080 = "1080p", "1080p"
+    K4 = "4k", "4K"
+
+
+class AspectRatio(models.TextChoices):
+    LANDSCAPE = "16:9", "16:9 landscape"
+    PORTRAIT = "9:16", "9:16 portrait"
+
+
+class PricingRule(models.Model):
+    """Credits per second of video for one endpoint, resolution and audio choice.
+    Only active rules quote; a resolution with no active rule cannot be ordered."""
+
+    endpoint = models.CharField(max_length=200, default="fal-ai/veo3.1/image-to-video")
+    resolution = models.CharField(max_length=8, choices=Resolution.choices)
+    generate_audio = models.BooleanField()
+    credits_per_second = models.PositiveIntegerField()
+    active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["endpoint", "resolution", "generate_audio"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint", "resolution", "generate_audio"],
+                condition=Q(active=True),
+                name="pricing_one_active_rule",
+            ),
+            models.CheckConstraint(
+                condition=Q(credits_per_second__gt=0), name="pricing_positive_rate"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        audio = "audio" if self.generate_audio else "no audio"
+        return f"{self.endpoint} {self.resolution} {audio}: {self.credits_per_second}/s"
+
+
+class PricingRuleChange(models.Model):
+    """Who changed a pricing rule, when, and from what to what."""
+
+    rule = models.ForeignKey(PricingRule, on_delete=models.CASCADE, related_name="changes")
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True)
+    changes = models.JSONField(help_text='{"field": [old, new], ...}')
+
+    class Meta:
+        ordering = ["-changed_at"]
+
+
+class BlockedTerm(models.Model):
+    """A word or phrase refused in prompts (matched case-insensitively after NFKC)."""
+
+    term = models.CharField(max_length=200, unique=True)
+    note = models.CharField(max_length=200, blank=True)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["term"]
+
+    def __str__(self) -> str:
+        return self.term
+
+
+class GenerationQuerySet(models.QuerySet):
+    def visible_to(self, user) -> GenerationQuerySet:
+        return self if user.is_staff else self.filter(owner=user)
+
+    def in_flight(self) -> GenerationQuerySet:
+        return self.filter(status__in=Generation.IN_FLIGHT)
+
+
+def _private_upload_path(instance: Generation, filename: str) -> str:
+    return f"private/inputs/{instance.owner_id}/{instance.pk}/{filename}"
+
+
+def _private_video_path(instance: Generation, filename: str) -> str:
+    return f"private/videos/{instance.owner_id}/{instance.pk}.mp4"
+
+
+class Generation(models.Model):
+    """One image + prompt -> video job, from acceptance to a stored video.
+
+    Status moves only forward and only through `generations.services`, each step a
+    conditional UPDATE from the expected status. `submitting` is internal (shown as
+    `pending`): a submit to fal is under way, or its outcome is unknown.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUBMITTING = "submitting", "Submitting"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+
+    class Moderation(models.TextChoices):
+        VISIBLE = "visible", "Visible"
+        FLAGGED = "flagged", "Flagged for review"
+        HIDDEN = "hidden", "Hidden"
+
+    IN_FLIGHT = (Status.PENDING, Status.SUBMITTING, Status.QUEUED, Status.RUNNING)
+    FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="generations"
+    )
+    prompt = models.TextField()
+    image = models.FileField(upload_to=_private_upload_path, blank=True, max_length=300)
+    image_url = models.URLField(max_length=2048, blank=True)
+    aspect_ratio = models.CharField(max_length=8, choices=AspectRatio.choices)
+    duration = models.CharField(max_length=4, choices=Duration.choices)
+    resolution = models.CharField(max_length=8, choices=Resolution.choices)
+    generate_audio = models.BooleanField()
+    endpoint = models.CharField(max_length=200)
+    cost_credits = models.PositiveIntegerField(help_text="Quoted and frozen at acceptance.")
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    callback_url = models.URLField(max_length=2048, blank=True)
+
+    # What fal told us.
+    fal_request_id = models.CharField(max_length=100, blank=True, db_index=True)
+    fal_queue_position = models.IntegerField(null=True, blank=True)
+    fal_logs = models.JSONField(default=list, blank=True)
+    fal_video_url = models.URLField(max_length=2048, blank=True)
+    fal_submit_count = models.PositiveSmallIntegerField(
+        default=0, help_text="Submit POSTs sent to fal; above 1 a duplicate job may exist."
+    )
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+    video = models.FileField(upload_to=_private_video_path, blank=True, max_length=300)
+    video_bytes = models.BigIntegerField(null=True, blank=True)
+
+    moderation_state = models.CharField(
+        max_length=10, choices=Moderation.choices, default=Moderation.VISIBLE
+    )
+    moderation_reason = models.CharField(max_length=500, blank=True)
+    moderated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    moderated_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Worker bookkeeping.
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker is submitting or finishing until then."
+    )
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    callback_delivered_at = models.DateTimeField(null=True, blank=True)
+
+    objects = GenerationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="gen_owner_created"),
+            models.Index(fields=["owner", "status"], name="gen_owner_status"),
+            models.Index(fields=["status", "next_poll_at"], name="gen_status_next_poll"),
+            models.Index(fields=["moderation_state", "-created_at"], name="gen_moderation"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=[
+                        "pending",
+                        "submitting",
+                        "queued",
+                        "running",
+                        "succeeded",
+                        "failed",
+                        "canceled",
+                    ]
+                ),
+                name="gen_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(moderation_state__in=["visible", "flagged", "hidden"]),
+                name="gen_moderation_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(moderation_state="hidden") | ~Q(moderation_reason=""),
+                name="gen_hidden_has_reason",
+            ),
+            models.CheckConstraint(condition=Q(cost_credits__gt=0), name="gen_cost_positive"),
+            models.CheckConstraint(condition=~Q(image="") | ~Q(image_url=""), name="gen_has_image"),
+            models.CheckConstraint(
+                condition=Q(completed_at__isnull=True) | Q(completed_at__gte=F("created_at")),
+                name="gen_completed_after_created",
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="gen_idempotency_key_per_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pk} ({self.status})"
+
+    @property
+    def public_status(self) -> str:
+        return self.Status.PENDING if self.status == self.Status.SUBMITTING else self.status
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL
+
+    @property
+    def is_hidden(self) -> bool:
+        return self.moderation_state == self.Moderation.HIDDEN
+
+    @property
+    def duration_seconds(self) -> int:
+        return int(self.duration.rstrip("s"))
+
+
+class CallbackAttempt(models.Model):
+    """One POST of a finished generation to its integrator's callback_url."""
+
+    generation = models.ForeignKey(
+        Generation, on_delete=models.CASCADE, related_name="callback_attempts"
+    )
+    attempt = models.PositiveSmallIntegerField()
+    url = models.URLField(max_length=2048)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    succeeded = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["generation", "attempt"]
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "attempt"], name="callback_attempt_once"),
+        ]

@@ -1,0 +1,31 @@
+"""Periodic work, created idempotently after migrate (never at import: django-q2 #102)."""
+
+from __future__ import annotations
+
+from django.db.models.signals import post_migrate
+from django.dispatch import receiver
+
+SCHEDULES = {
+    # The reconciler: polls in-flight generations and re-arms itself while any are in flight
+    # (the scheduler only ticks every 30 s), fails those past their deadline, and retries
+    # submits and downloads that are due.
+    "generations.sweep": {"func": "generations.tasks.sweep", "minutes": 1},
+}
+
+
+@receiver(post_migrate, dispatch_uid="generations.ensure_schedules")
+def ensure_schedules(sender, app_config=None, using: str = "default", **kwargs) -> None:
+    if app_config is None or app_config.label != "generations":
+        return
+    from django_q.models import Schedule
+
+    for name, spec in SCHEDULES.items():
+        Schedule.objects.using(using).update_or_create(
+            name=name,
+            defaults={
+                "func": spec["func"],
+                "schedule_type": Schedule.MINUTES,
+                "minutes": spec["minutes"],
+                "repeats": -1,
+            },
+        )

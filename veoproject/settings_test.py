@@ -1,0 +1,23 @@
+"""Test settings: fast hashers, in-memory email and cache, tasks run inline."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DEBUG", "1")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+
+from veoproject.settings import *  # noqa: F403
+from veoproject.settings import Q_CLUSTER
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Unit tests run tasks inline; end-to-end tests start real qcluster processes with
+# veoproject.settings instead.
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+CALLBACKS_ALLOW_PRIVATE = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
