@@ -270,3 +270,15 @@ class CallbackAttempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["generation", "attempt"], name="callback_attempt_once"),
         ]
+
+
+class WorkerLease(models.Model):
+    """A named lease held by one worker at a time (the self-re-arming status sweep).
+    Kept in the database so that every process and broker agree on it."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    holder = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or 'nobody'} until {self.expires_at}"

@@ -15,7 +15,6 @@ from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +117,10 @@ def _flatten_fields(detail: Any) -> dict[str, list[str]]:
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF EXCEPTION_HANDLER: every error in one shape."""
+    # Imported here: rest_framework.views loads the authentication classes, which use
+    # this module's exceptions (an import cycle at module level).
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, ApplicationError):
         response = Response(
             error_body(exc.code, exc.message, exc.fields, **exc.extra), status=exc.http_status
