@@ -1,0 +1,97 @@
+# The project's commands. `make run` and `make test` work on a fresh clone with only
+# python3 (>= 3.11) installed; see README.md.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# Reinstall only when pyproject.toml is newer than the last install.
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Extra arguments for every pytest run, e.g. `make test PYTEST_ARGS="-n 2"`.
+PYTEST_ARGS ?=
+CHROMIUM ?= /usr/bin/chromium
+
+DEV_ENV := DEBUG=1 PATH="$(BIN):$$PATH"
+PYTEST := $(DEV_ENV) scripts/pytest
+TIMED := scripts/timed
+
+.PHONY: help install run test test-sqlite test-quick test-pg test-chaos lint fmt clean
+
+help:
+	@echo "make run         set up (venv, install, migrate, demo users) and serve web + worker"
+	@echo "make test        lint, the whole suite on SQLite, then the database tests on PostgreSQL"
+	@echo "make test-quick  the fast unit tests on SQLite, stop at the first failure"
+	@echo "make test-pg     the database-sensitive tests (-m 'pg or e2e') on a throwaway PostgreSQL"
+	@echo "make test-chaos  the fault-injection suite (-m chaos) on a throwaway PostgreSQL"
+	@echo "make lint        ruff check + ruff format --check"
+	@echo "make fmt         ruff format + ruff check --fix"
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; set PYTHON=python3.x")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(DEV_ENV) python manage.py migrate --noinput
+	$(DEV_ENV) python manage.py createcachetable
+	$(DEV_ENV) python manage.py seed_demo
+	@echo
+	@echo "  Serving http://$(HOST):$(PORT)/   (admin: http://$(HOST):$(PORT)/admin/)"
+	@echo "  web (runserver) and worker (qcluster) run together; Ctrl-C stops both."
+	@echo
+	$(DEV_ENV) HOST=$(HOST) honcho --procfile Procfile.dev start --port $(PORT)
+
+# --- tests --------------------------------------------------------------------------------
+
+test: install
+	@$(TIMED) "ruff check" $(BIN)/ruff check .
+	@$(TIMED) "tests on SQLite" $(MAKE) --no-print-directory test-sqlite
+	@$(TIMED) "database tests on PostgreSQL" $(MAKE) --no-print-directory test-pg
+
+# The whole suite except chaos. The browser tests need Debian's chromium.
+test-sqlite: install
+	@if [ -x "$(CHROMIUM)" ]; then \
+		$(PYTEST) -m "not chaos" $(PYTEST_ARGS); \
+	else \
+		echo; \
+		echo "  ####################################################################"; \
+		echo "  ##  $(CHROMIUM) not found: the BROWSER TESTS ARE SKIPPED.          "; \
+		echo "  ##  Install Debian's chromium (apt-get install chromium) to run them."; \
+		echo "  ####################################################################"; \
+		echo; \
+		if [ "$${CI:-}" = "true" ]; then echo "CI=true: failing."; exit 1; fi; \
+		$(PYTEST) -m "not chaos and not browser" $(PYTEST_ARGS); \
+	fi
+
+test-quick: install
+	$(PYTEST) -x -m "not browser and not chaos and not e2e" $(PYTEST_ARGS)
+
+test-pg: install
+	$(DEV_ENV) scripts/with-postgres scripts/pytest -m "pg or e2e" $(PYTEST_ARGS)
+
+test-chaos: install
+	$(DEV_ENV) scripts/with-postgres scripts/pytest -m chaos $(PYTEST_ARGS)
+
+# --- code style ---------------------------------------------------------------------------
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .hypothesis
