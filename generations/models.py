@@ -69,6 +69,9 @@ class PricingRuleChange(models.Model):
     class Meta:
         ordering = ["-changed_at"]
 
+    def __str__(self) -> str:
+        return f"{self.rule} changed at {self.changed_at:%Y-%m-%d %H:%M}"
+
 
 class BlockedTerm(models.Model):
     """A word or phrase refused in prompts (matched case-insensitively after NFKC)."""
@@ -177,7 +180,10 @@ class Generation(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     # Worker bookkeeping.
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Submit attempts.")
+    finish_failures = models.PositiveSmallIntegerField(
+        default=0, help_text="Failed copies of the finished video."
+    )
     next_poll_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(
         null=True, blank=True, help_text="A worker is submitting or finishing until then."
@@ -270,6 +276,9 @@ class CallbackAttempt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["generation", "attempt"], name="callback_attempt_once"),
         ]
+
+    def __str__(self) -> str:
+        return f"callback {self.attempt} for {self.generation_id}: {self.status_code or self.error}"
 
 
 class WorkerLease(models.Model):

@@ -1,9 +1,29 @@
-"""django-q2 tasks: take ids, re-fetch, call one service."""
+"""django-q2 tasks: take ids, call one service (which re-fetches and checks the status)."""
 
 from __future__ import annotations
 
+from uuid import UUID
 
-def sweep() -> None:
+
+def submit(generation_id: str) -> None:
     from generations import services
 
-    services.sweep()
+    services.submit(generation_id=UUID(generation_id))
+
+
+def finish(generation_id: str) -> None:
+    from generations import services
+
+    services.finish(generation_id=UUID(generation_id))
+
+
+def cancel_on_fal(request_id: str) -> None:
+    from generations import services
+
+    services.cancel_on_fal(request_id=request_id)
+
+
+def sweep(chain: str | None = None) -> None:
+    from generations import dispatch
+
+    dispatch.run_sweep(chain=chain)

@@ -1,0 +1,23 @@
+"""Reading generations: the querysets views and the API list."""
+
+from __future__ import annotations
+
+from accounts.models import LedgerEntry, User
+from generations.models import Generation
+
+
+def generation_list(*, user: User, status: str | None = None):
+    """A user's generations, newest first; `status` is a public status (pending includes
+    the internal submitting)."""
+    queryset = Generation.objects.filter(owner=user).order_by("-created_at", "-pk")
+    if status == Generation.Status.PENDING:
+        queryset = queryset.filter(
+            status__in=[Generation.Status.PENDING, Generation.Status.SUBMITTING]
+        )
+    elif status:
+        queryset = queryset.filter(status=status)
+    return queryset
+
+
+def generation_ledger_entries(*, generation: Generation):
+    return LedgerEntry.objects.filter(generation=generation).order_by("created_at", "id")
