@@ -7,7 +7,6 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.request import Request
 
 from accounts.models import ApiToken, User
-from accounts.tokens import TokenInvalid, authenticate_token
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -32,6 +31,10 @@ class BearerTokenAuthentication(BaseAuthentication):
             raw = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Malformed token.") from None
+        # Imported here: DRF imports this class while rest_framework.views is still loading,
+        # and the token service depends on it (through veoproject.exceptions).
+        from accounts.tokens import TokenInvalid, authenticate_token
+
         try:
             token = authenticate_token(raw)
         except TokenInvalid as exc:

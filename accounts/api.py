@@ -1,0 +1,208 @@
+"""/api/v1/ for the account: me, webhook secret, ledger, tokens.
+
+Token management (and rotating the webhook secret) needs a signed-in browser session: an
+API token cannot mint, list or revoke tokens, so a leaked token cannot entrench itself.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import generics, permissions, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import tokens
+from accounts.models import ApiToken, LedgerEntry
+from accounts.selectors import credit_summary
+from accounts.serializers import (
+    ApiTokenCreatedSerializer,
+    ApiTokenCreateSerializer,
+    ApiTokenSerializer,
+    LedgerEntrySerializer,
+    MeSerializer,
+    WebhookSecretSerializer,
+    error_responses,
+)
+from generations.throttles import ApiReadThrottle
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "accounts.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (`veo_...`): create one on your account page, "
+            "at POST /api/v1/tokens/ while signed in, or with `manage.py create_api_token`.",
+        }
+
+
+class IsSessionAuthenticated(permissions.BasePermission):
+    """Signed in through the browser session, not with an API token."""
+
+    message = "Manage API tokens and the webhook secret from a signed-in browser session."
+
+    def has_permission(self, request: Request, view) -> bool:
+        return bool(
+            request.user
+            and request.user.is_authenticated
+            and not isinstance(request.auth, ApiToken)
+        )
+
+
+class NewestFirstPagination(CursorPagination):
+    """Cursor pagination: stable while new rows arrive; follow `next` until it is null."""
+
+    ordering = ("-created_at", "-id")
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+@extend_schema(
+    tags=["account"],
+    summary="Your account and credits",
+    responses={200: MeSerializer, **error_responses(401, 429)},
+    examples=[
+        OpenApiExample(
+            "me",
+            value={
+                "username": "demo",
+                "email": "demo@example.com",
+                "balance": 5000,
+                "reserved": 320,
+                "available": 4680,
+                "webhook_secret": "whsec_...",
+            },
+            response_only=True,
+        )
+    ],
+)
+class MeView(APIView):
+    throttle_classes = [ApiReadThrottle]
+
+    def get(self, request: Request) -> Response:
+        summary = credit_summary(user=request.user)
+        data = {
+            "username": request.user.username,
+            "email": request.user.email,
+            "balance": summary.balance,
+            "reserved": summary.reserved,
+            "available": summary.available,
+            "webhook_secret": request.user.webhook_secret,
+        }
+        return Response(MeSerializer(data).data)
+
+
+@extend_schema(
+    tags=["account"],
+    summary="Rotate the webhook secret (browser session only)",
+    description="The old secret stops working at once: callbacks sent from now on, retries "
+    "included, are signed with the new one.",
+    request=None,
+    responses={200: WebhookSecretSerializer, **error_responses(401, 403, 429)},
+)
+class WebhookSecretRotateView(APIView):
+    permission_classes = [IsSessionAuthenticated]
+    throttle_classes = [ApiReadThrottle]
+
+    def post(self, request: Request) -> Response:
+        secret = tokens.rotate_webhook_secret(request.user)
+        return Response(WebhookSecretSerializer({"webhook_secret": secret}).data)
+
+
+@extend_schema(
+    tags=["account"],
+    summary="Your credit ledger, newest first",
+    description="Every movement of your credits: grants, top-ups, holds for generations, "
+    "captures (spent), releases (given back), refunds and corrections.",
+    responses={200: LedgerEntrySerializer(many=True), **error_responses(401, 404, 429)},
+)
+class LedgerListView(generics.ListAPIView):
+    serializer_class = LedgerEntrySerializer
+    pagination_class = NewestFirstPagination
+    throttle_classes = [ApiReadThrottle]
+
+    def get_queryset(self):
+        return LedgerEntry.objects.filter(account__user_id=self.request.user.pk)
+
+
+class TokenListCreateView(generics.GenericAPIView):
+    permission_classes = [IsSessionAuthenticated]
+    throttle_classes = [ApiReadThrottle]
+    serializer_class = ApiTokenSerializer
+    pagination_class = None
+
+    @extend_schema(
+        tags=["tokens"],
+        summary="Your API tokens (browser session only)",
+        description="Active tokens; revoked ones disappear. The tokens themselves are never "
+        "shown again, only their public prefix.",
+        responses={200: ApiTokenSerializer(many=True), **error_responses(401, 403, 429)},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(ApiTokenSerializer(tokens.active_tokens(user=request.user), many=True).data)
+
+    @extend_schema(
+        tags=["tokens"],
+        summary="Create an API token (browser session only)",
+        description="The response carries the token (`veo_...`) this once; only its "
+        "SHA-256 is stored. Send it as `Authorization: Bearer <token>`.",
+        request=ApiTokenCreateSerializer,
+        responses={201: ApiTokenCreatedSerializer, **error_responses(400, 401, 403, 429)},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ApiTokenCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, raw = tokens.create_token(user=request.user, **serializer.validated_data)
+        token.token = raw
+        return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+
+class TokenDestroyView(APIView):
+    permission_classes = [IsSessionAuthenticated]
+    throttle_classes = [ApiReadThrottle]
+
+    @extend_schema(
+        tags=["tokens"],
+        summary="Revoke an API token (browser session only)",
+        description="The token stops working at once.",
+        responses={204: None, **error_responses(401, 403, 404, 429)},
+    )
+    def delete(self, request: Request, pk: int) -> Response:
+        token = get_object_or_404(tokens.active_tokens(user=request.user), pk=pk)
+        tokens.revoke_token(token=token)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def add_error_headers(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: document Retry-After on 429s and
+    WWW-Authenticate on 401s, which OpenApiResponse cannot express."""
+    headers = {
+        "429": {
+            "Retry-After": {
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "integer"},
+            }
+        },
+        "401": {
+            "WWW-Authenticate": {
+                "description": 'The scheme to use: `Bearer realm="api"`.',
+                "schema": {"type": "string"},
+            }
+        },
+    }
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for code, response in operation.get("responses", {}).items():
+                if code in headers:
+                    response.setdefault("headers", {}).update(headers[code])
+    return result

@@ -1,0 +1,256 @@
+"""/api/v1/generations/: create (with Idempotency-Key), list, detail, cancel, quote.
+
+Views parse, call one service, render. Money and statuses move only in
+`generations.services`; field rules live in `generations.validation`.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    OpenApiTypes,
+    extend_schema,
+)
+from rest_framework import generics, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api import NewestFirstPagination
+from accounts.serializers import error_responses
+from generations import pricing, selectors, services
+from generations.models import Generation
+from generations.serializers import (
+    GenerationCreateSerializer,
+    GenerationSerializer,
+    QuoteRequestSerializer,
+    QuoteSerializer,
+)
+from generations.throttles import ApiReadThrottle, GenerationCreateThrottle
+from veoproject.exceptions import ValidationFailed
+
+PUBLIC_STATUSES = ["pending", "queued", "running", "succeeded", "failed", "canceled"]
+
+_GENERATION_EXAMPLE = {
+    "id": "5f0c6b1e-8a39-4c1e-9d55-2b7a1f3c9e10",
+    "status": "succeeded",
+    "prompt": "A slow dolly shot across a misty lake at dawn",
+    "image_url": "https://images.example.com/lake.jpg",
+    "aspect_ratio": "16:9",
+    "duration": "8s",
+    "resolution": "720p",
+    "generate_audio": True,
+    "cost_credits": 320,
+    "video_url": "http://127.0.0.1:8000/media/generations/5f0c6b1e-8a39-4c1e-9d55-2b7a1f3c9e10/video.mp4",
+    "error": None,
+    "moderation": {"state": "visible", "reason": None},
+    "callback_url": "",
+    "queue_position": None,
+    "created_at": "2026-01-05T10:00:00Z",
+    "started_at": "2026-01-05T10:00:04Z",
+    "completed_at": "2026-01-05T10:01:10Z",
+}
+
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Any unique string up to 255 characters (a UUID is ideal). Retrying with the "
+    "same key and the same body returns the first generation (same status code, header "
+    "`Idempotent-Replayed: true`) and charges nothing more; the same key with a different "
+    "body answers 422 `idempotency_key_reused`. Keys are per user and kept at least 24 h.",
+)
+
+
+class GenerationListCreateView(generics.GenericAPIView):
+    serializer_class = GenerationSerializer
+    pagination_class = NewestFirstPagination
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_throttles(self):
+        if self.request.method == "POST":
+            return [GenerationCreateThrottle()]
+        return [ApiReadThrottle()]
+
+    @extend_schema(
+        tags=["generations"],
+        summary="Your generations, newest first",
+        parameters=[
+            OpenApiParameter(
+                "status",
+                OpenApiTypes.STR,
+                enum=PUBLIC_STATUSES,
+                description="Only generations in this status.",
+            ),
+        ],
+        responses={200: GenerationSerializer(many=True), **error_responses(400, 401, 404, 429)},
+    )
+    def get(self, request: Request) -> Response:
+        wanted = request.query_params.get("status") or None
+        if wanted is not None and wanted not in PUBLIC_STATUSES:
+            raise ValidationFailed(
+                fields={"status": [f"Choose one of {', '.join(PUBLIC_STATUSES)}."]}
+            )
+        generations = selectors.generation_list(user=request.user, status=wanted)
+        page = self.paginate_queryset(generations)
+        serializer = GenerationSerializer(page, many=True, context={"request": request})
+        return self.get_paginated_response(serializer.data)
+
+    @extend_schema(
+        tags=["generations"],
+        summary="Start a generation",
+        description="Send JSON with `image_url`, or multipart/form-data with an `image` file. "
+        "The cost is quoted and held at once (released if it fails or is canceled, spent "
+        "when it succeeds). Poll the generation, or give a `callback_url`.",
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        request={
+            "application/json": GenerationCreateSerializer,
+            "multipart/form-data": GenerationCreateSerializer,
+        },
+        responses={
+            201: OpenApiResponse(
+                GenerationSerializer,
+                description="Accepted (also for an idempotent replay of the same request).",
+            ),
+            **error_responses(400, 401, 402, 422, 429),
+        },
+        examples=[
+            OpenApiExample(
+                "From an image URL",
+                value={
+                    "prompt": "A slow dolly shot across a misty lake at dawn",
+                    "image_url": "https://images.example.com/lake.jpg",
+                    "aspect_ratio": "16:9",
+                    "duration": "8s",
+                    "resolution": "720p",
+                    "generate_audio": True,
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Accepted",
+                value={
+                    **_GENERATION_EXAMPLE,
+                    "status": "pending",
+                    "video_url": None,
+                    "started_at": None,
+                    "completed_at": None,
+                },
+                response_only=True,
+                status_codes=["201"],
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = GenerationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        params = dict(serializer.validated_data)
+        image_file = params.pop("image", None)
+        result = services.accept(
+            user=request.user,
+            params=params,
+            image_file=image_file,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+        body = GenerationSerializer(result.generation, context={"request": request}).data
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+        return Response(body, status=status.HTTP_201_CREATED, headers=headers)
+
+
+def _own_generation(request: Request, pk: UUID) -> Generation:
+    """The caller's generation; anyone else's is a 404, exactly like a missing one."""
+    return get_object_or_404(Generation.objects.filter(owner_id=request.user.pk), pk=pk)
+
+
+@extend_schema(
+    tags=["generations"],
+    summary="One generation",
+    description="`video_url` is set once it succeeded: download it with the same "
+    "credentials (Bearer token or session). `error` is set when it failed.",
+    responses={
+        200: OpenApiResponse(
+            GenerationSerializer,
+            examples=[OpenApiExample("Succeeded", value=_GENERATION_EXAMPLE)],
+        ),
+        **error_responses(401, 404, 429),
+    },
+)
+class GenerationDetailView(APIView):
+    throttle_classes = [ApiReadThrottle]
+
+    def get(self, request: Request, pk: UUID) -> Response:
+        generation = _own_generation(request, pk)
+        return Response(GenerationSerializer(generation, context={"request": request}).data)
+
+
+@extend_schema(
+    tags=["generations"],
+    summary="Cancel a generation",
+    description="Possible while it is pending or queued; its held credits are released. "
+    "A running generation cannot be canceled (409).",
+    request=None,
+    responses={200: GenerationSerializer, **error_responses(401, 404, 409, 429)},
+)
+class GenerationCancelView(APIView):
+    throttle_classes = [ApiReadThrottle]
+
+    def post(self, request: Request, pk: UUID) -> Response:
+        generation = _own_generation(request, pk)
+        generation = services.cancel(generation=generation, actor=request.user)
+        return Response(GenerationSerializer(generation, context={"request": request}).data)
+
+
+@extend_schema(
+    tags=["generations"],
+    summary="Price a generation without starting it",
+    description="Takes the same fields as a create (prompt and image are optional and "
+    "ignored); nothing is charged.",
+    request={
+        "application/json": QuoteRequestSerializer,
+        "multipart/form-data": QuoteRequestSerializer,
+    },
+    responses={
+        200: OpenApiResponse(
+            QuoteSerializer,
+            examples=[
+                OpenApiExample(
+                    "8 s, 720p, audio",
+                    value={
+                        "cost_credits": 320,
+                        "breakdown": {
+                            "seconds": 8,
+                            "credits_per_second": 40,
+                            "resolution": "720p",
+                            "generate_audio": True,
+                            "endpoint": "fal-ai/veo3.1/image-to-video",
+                        },
+                    },
+                )
+            ],
+        ),
+        **error_responses(400, 401, 429),
+    },
+)
+class GenerationQuoteView(APIView):
+    throttle_classes = [ApiReadThrottle]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def post(self, request: Request) -> Response:
+        serializer = QuoteRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        options = serializer.validated_data
+        quote = pricing.quote(
+            duration=options.get("duration") or "8s",
+            resolution=options.get("resolution") or "720p",
+            generate_audio=options.get("generate_audio", True),
+        )
+        return Response(
+            QuoteSerializer({"cost_credits": quote.credits, "breakdown": quote.breakdown}).data
+        )
