@@ -256,6 +256,21 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "AspectRatioEnum": "generations.models.AspectRatio",
+        "DurationEnum": "generations.models.Duration",
+        "ResolutionEnum": "generations.models.Resolution",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.api.add_error_headers",
+    ],
+    "TAGS": [
+        {"name": "generations", "description": "Turn an image and a prompt into a video."},
+        {"name": "account", "description": "Your account, credits and ledger."},
+        {"name": "tokens", "description": "API tokens (managed from a browser session)."},
+    ],
 }
 
 # --- Logging: one line per event, key=value, to stdout ------------------------------------
