@@ -8,7 +8,18 @@ os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 
 from veoproject.settings import *  # noqa: F403
-from veoproject.settings import Q_CLUSTER
+from veoproject.settings import DATABASES, Q_CLUSTER
+
+# Threads (the ledger race tests) and real worker processes (end-to-end tests) must share
+# the test database, which an in-memory SQLite database cannot do: use a file, one per
+# test process, so that parallel runs (several developers, xdist workers) never collide.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"veo-test-{os.getpid()}.sqlite3"),
+        **DATABASES["default"].get("TEST", {}),
+    }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
