@@ -49,3 +49,13 @@ def generation_image(request: HttpRequest, pk: UUID) -> FileResponse:
     if not generation.image:
         raise Http404
     return FileResponse(generation.image.open("rb"))
+
+
+def signed_image(request: HttpRequest, token: str) -> FileResponse:
+    """An uploaded input image for fal, by a signed token that expires (no session)."""
+    from generations.services import generation_for_signed_image
+
+    generation = generation_for_signed_image(token)
+    if generation is None or not generation.image or generation.is_final:
+        raise Http404
+    return FileResponse(generation.image.open("rb"))
