@@ -111,9 +111,7 @@ def verify_webhook(*, body: bytes, headers: Mapping[str, str], now: float | None
         raise WebhookRejected("the timestamp is not a number") from None
     if age > settings.FAL_WEBHOOK_TOLERANCE_SECONDS:
         raise WebhookRejected("the timestamp is outside the tolerance")
-    message = "\n".join(
-        [request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()]
-    ).encode()
+    message = "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()]).encode()
     if _verifies(key_cache.keys(), signature, message):
         return
     if _verifies(key_cache.keys(refresh=True), signature, message):

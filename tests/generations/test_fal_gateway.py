@@ -67,7 +67,9 @@ def test_submit_posts_the_exact_request(gateway, settings):
     assert request.headers["Authorization"] == "Key key-id:key-secret"
     assert json.loads(request.content) == ARGUMENTS
     assert json.loads(request.content)["duration"] == "6s"
-    assert request.url.params["fal_webhook"] == "https://veo.example.com/webhooks/fal/?generation=abc"
+    assert (
+        request.url.params["fal_webhook"] == "https://veo.example.com/webhooks/fal/?generation=abc"
+    )
     # A server-side start timeout: fal-client then never retries a timed-out submit.
     assert float(request.headers["X-Fal-Request-Timeout"]) == 1800
     assert str(request.url).startswith("https://queue.fal.run/fal-ai/veo3.1/image-to-video?")
@@ -76,7 +78,10 @@ def test_submit_posts_the_exact_request(gateway, settings):
 @respx.mock
 def test_submit_retried_after_429_counts_every_post(gateway):
     route = respx.post(f"{QUEUE}/{ENDPOINT}").mock(
-        side_effect=[httpx.Response(429, json={"detail": "rate limited"}), httpx.Response(200, json=submitted())]
+        side_effect=[
+            httpx.Response(429, json={"detail": "rate limited"}),
+            httpx.Response(200, json=submitted()),
+        ]
     )
     result = gateway.submit(arguments=ARGUMENTS)
     assert route.call_count == 2
@@ -85,7 +90,9 @@ def test_submit_retried_after_429_counts_every_post(gateway):
 
 @respx.mock
 def test_submit_500_is_retryable(gateway):
-    respx.post(f"{QUEUE}/{ENDPOINT}").mock(return_value=httpx.Response(500, json={"detail": "boom"}))
+    respx.post(f"{QUEUE}/{ENDPOINT}").mock(
+        return_value=httpx.Response(500, json={"detail": "boom"})
+    )
     with pytest.raises(FalRetryable):
         gateway.submit(arguments=ARGUMENTS)
 
@@ -94,7 +101,8 @@ def test_submit_500_is_retryable(gateway):
 def test_submit_422_is_rejected_with_fals_message(gateway):
     respx.post(f"{QUEUE}/{ENDPOINT}").mock(
         return_value=httpx.Response(
-            422, json={"detail": [{"loc": ["body", "duration"], "msg": "bad duration", "type": "enum"}]}
+            422,
+            json={"detail": [{"loc": ["body", "duration"], "msg": "bad duration", "type": "enum"}]},
         )
     )
     with pytest.raises(FalRejected) as info:

@@ -24,7 +24,12 @@ pytestmark = pytest.mark.django_db
 
 def jwk(private_key: Ed25519PrivateKey) -> dict:
     raw = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    return {"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": base64.urlsafe_b64encode(raw).decode()}
+    return {
+        "kty": "OKP",
+        "crv": "Ed25519",
+        "kid": "k1",
+        "x": base64.urlsafe_b64encode(raw).decode(),
+    }
 
 
 def signed_headers(key, body: bytes, request_id: str, timestamp: int | None = None) -> dict:
@@ -110,7 +115,9 @@ def test_error_webhook_fails_and_releases_with_fals_message(client, fal_key, que
             },
         }
     ).encode()
-    response = post_webhook(client, queued, body, signed_headers(fal_key, body, queued.fal_request_id))
+    response = post_webhook(
+        client, queued, body, signed_headers(fal_key, body, queued.fal_request_id)
+    )
     assert response.status_code == 200
     queued.refresh_from_db()
     assert (queued.status, queued.error_code) == ("failed", "content_policy")
@@ -122,7 +129,11 @@ def test_webhook_before_the_request_id_was_saved_is_adopted(client, fal_key, use
     generation = services.accept(user=user, params=PARAMS).generation
     Generation.objects.filter(pk=generation.pk).update(status="submitting")
     body = json.dumps(
-        {"request_id": "req-early", "status": "OK", "payload": {"video": {"url": "simulated:sample.mp4"}}}
+        {
+            "request_id": "req-early",
+            "status": "OK",
+            "payload": {"video": {"url": "simulated:sample.mp4"}},
+        }
     ).encode()
     response = post_webhook(client, generation, body, signed_headers(fal_key, body, "req-early"))
     assert response.status_code == 200
@@ -182,7 +193,9 @@ def test_rotated_key_is_fetched_again(client, settings, queued):
         key_cache.keys()
         key_cache._fetched_at -= 120  # the last fetch was over a minute ago
         body = ok_body(queued)
-        response = post_webhook(client, queued, body, signed_headers(new, body, queued.fal_request_id))
+        response = post_webhook(
+            client, queued, body, signed_headers(new, body, queued.fal_request_id)
+        )
         assert response.status_code == 200
         assert route.call_count == 2
 
