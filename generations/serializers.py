@@ -67,6 +67,12 @@ class QuoteRequestSerializer(GenerationOptionsSerializer):
     image = serializers.FileField(required=False, help_text="Ignored by the quote.")
     callback_url = serializers.CharField(required=False, allow_blank=True)
 
+    def validate_aspect_ratio(self, value: str) -> str:
+        # It does not change the price, but a quote for an impossible order would mislead.
+        if value and value not in AspectRatio.values:
+            raise serializers.ValidationError(f"Choose one of {', '.join(AspectRatio.values)}.")
+        return value
+
 
 class GenerationCreateSerializer(GenerationOptionsSerializer):
     prompt = serializers.CharField(
