@@ -1,0 +1,184 @@
+"""Admin actions that ask for a reason before they act (suspend, hide, refund...).
+
+An action built with `reason_action` first renders an intermediate page listing the
+selected objects with a required "reason" field; the page posts back to the changelist
+with the same action and selection plus ``apply``, and only then the service runs, once
+per object. `ObjectActionsMixin` adds ``<pk>/confirm/<action>/`` so a button on an
+object's page can open the same intermediate page for that one object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from veoproject.exceptions import ApplicationError
+
+APPLY = "apply"
+FROM_OBJECT = "_from_object"
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Recorded in the audit trail with your name.",
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("A reason is required.")
+        return reason
+
+
+def reason_action(
+    *,
+    description: str,
+    permissions: list[str],
+    perform: Callable[[Model, Any, str], bool],
+    confirm: str = "",
+):
+    """An admin action asking for a reason; `perform(obj, actor, reason)` returns True if
+    it changed something, False if there was nothing to do (an ApplicationError is shown
+    and the other objects still go ahead)."""
+
+    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet):
+        form = ReasonForm(request.POST if APPLY in request.POST else None)
+        if APPLY in request.POST and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            done, unchanged = 0, 0
+            for obj in queryset:
+                try:
+                    if perform(obj, request.user, reason):
+                        done += 1
+                    else:
+                        unchanged += 1
+                except ApplicationError as exc:
+                    modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
+            if done:
+                modeladmin.message_user(
+                    request, f"{description}: done for {done}.", messages.SUCCESS
+                )
+            if unchanged:
+                modeladmin.message_user(
+                    request,
+                    f"{description}: nothing to do for {unchanged} (already in that state).",
+                    messages.WARNING,
+                )
+            if request.POST.get(FROM_OBJECT) and len(queryset) == 1:
+                obj = queryset[0]
+                opts = modeladmin.model._meta
+                return HttpResponseRedirect(
+                    reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+                )
+            return None
+        return render_reason_page(
+            modeladmin,
+            request,
+            queryset,
+            action_name=action.__name__,
+            description=description,
+            confirm=confirm,
+            form=form,
+        )
+
+    action.__name__ = perform.__name__
+    action.confirm = confirm
+    return admin.action(description=description, permissions=permissions)(action)
+
+
+def render_reason_page(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    *,
+    action_name: str,
+    description: str,
+    confirm: str,
+    form: ReasonForm,
+    from_object: bool = False,
+) -> TemplateResponse:
+    opts = modeladmin.model._meta
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": description,
+        "opts": opts,
+        "app_label": opts.app_label,
+        "objects": list(queryset),
+        "form": form,
+        "action_name": action_name,
+        "confirm": confirm,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "changelist_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+        "from_object": from_object or bool(request.POST.get(FROM_OBJECT)),
+    }
+    return TemplateResponse(request, "admin/action_reason.html", context)
+
+
+class ObjectActionsMixin:
+    """`<pk>/confirm/<action>/`: the intermediate page of a reason action for one object,
+    opened from a button on the object's page. The page posts to the changelist, where
+    the action's own permission check runs again."""
+
+    object_actions: tuple[str, ...] = ()
+
+    def get_urls(self):
+        opts = self.model._meta
+        return [
+            path(
+                "<path:object_id>/confirm/<str:action_name>/",
+                self.admin_site.admin_view(self.object_action_view),
+                name=f"{opts.app_label}_{opts.model_name}_object_action",
+            ),
+            *super().get_urls(),
+        ]
+
+    def object_action_view(
+        self, request: HttpRequest, object_id: str, action_name: str
+    ) -> HttpResponse:
+        actions = self.get_actions(request)
+        if action_name not in actions or action_name not in self.object_actions:
+            raise PermissionDenied
+        obj = self.get_object(request, object_id)
+        if obj is None:
+            raise Http404
+        func, _name, description = actions[action_name]
+        return render_reason_page(
+            self,
+            request,
+            self.get_queryset(request).filter(pk=obj.pk),
+            action_name=action_name,
+            description=str(description),
+            confirm=getattr(func, "confirm", ""),
+            form=ReasonForm(),
+            from_object=True,
+        )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """Offers this object's reason actions the user may run as buttons at the top
+        (templates/admin/object_actions_change_form.html)."""
+        opts = self.model._meta
+        available = self.get_actions(request)
+        buttons = [
+            (
+                reverse(
+                    f"admin:{opts.app_label}_{opts.model_name}_object_action",
+                    args=[object_id, name],
+                ),
+                available[name][2],
+            )
+            for name in self.object_actions
+            if name in available
+        ]
+        extra_context = {**(extra_context or {}), "object_action_buttons": buttons}
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -1,0 +1,57 @@
+"""The portal page for redeeming a credit voucher (/credits/redeem/)."""
+
+from __future__ import annotations
+
+import math
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from accounts import vouchers
+from accounts.voucher_api import VoucherRedeemThrottle
+
+
+class VoucherRedeemForm(forms.Form):
+    code = forms.CharField(
+        max_length=64,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "off",
+                "autocapitalize": "characters",
+                "spellcheck": "false",
+                "placeholder": "XXXX-XXXX-XXXX",
+            }
+        ),
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def voucher_redeem(request: HttpRequest) -> HttpResponse:
+    form = VoucherRedeemForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        # The same attempt budget as the API, so the page cannot be used to guess codes.
+        throttle = VoucherRedeemThrottle()
+        if not throttle.allow_request(request, None):
+            wait = math.ceil(throttle.wait() or 60)
+            minutes = max(1, math.ceil(wait / 60))
+            form.add_error(
+                "code", f"Too many attempts. Try again in {minutes} minute{'s' * (minutes > 1)}."
+            )
+        else:
+            try:
+                redemption = vouchers.redeem(user=request.user, code=form.cleaned_data["code"])
+            except vouchers.VoucherError as exc:
+                form.add_error("code", exc.message)
+            else:
+                messages.success(
+                    request,
+                    f"{redemption.entry.amount:,} credits added. You now have "
+                    f"{redemption.credits.available:,} credits available.",
+                )
+                return redirect("credits")
+    return render(request, "accounts/voucher_redeem.html", {"form": form})

@@ -1,0 +1,452 @@
+"""Admin for generations (moderation and support), pricing rules and blocked terms.
+
+Declarative: nothing here writes a status, a moderation state, a price or a balance
+directly. Actions call `generations.moderation`, `generations.staff` (cancel, refund,
+re-check) and `generations.pricing_history`; generations themselves are read-only.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import urlencode
+
+from accounts.admin import ReadOnlyAdmin
+from accounts.admin_reasons import ObjectActionsMixin, reason_action
+from accounts.models import LedgerEntry
+from generations import moderation, overview, pricing_history
+from generations import staff as generation_staff
+from generations.models import (
+    BlockedTerm,
+    CallbackAttempt,
+    Generation,
+    PricingRule,
+    PricingRuleChange,
+)
+from veoproject.exceptions import ApplicationError
+
+# --- Generations ---------------------------------------------------------------------------
+
+
+class LedgerEntryInline(admin.TabularInline):
+    model = LedgerEntry
+    fk_name = "generation"
+    fields = ("created_at", "kind", "amount", "reserved_change", "balance_after", "actor", "reason")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "ledger entries of this generation"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class CallbackAttemptInline(admin.TabularInline):
+    model = CallbackAttempt
+    fields = ("attempt", "created_at", "url", "status_code", "succeeded", "error", "duration_ms")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def _hide(generation: Generation, actor, reason: str) -> bool:
+    return moderation.hide(generation=generation, actor=actor, reason=reason)
+
+
+def _unhide(generation: Generation, actor, reason: str) -> bool:
+    return moderation.unhide(generation=generation, actor=actor, reason=reason)
+
+
+def _flag(generation: Generation, actor, reason: str) -> bool:
+    return moderation.flag(generation=generation, actor=actor, reason=reason)
+
+
+def _cancel(generation: Generation, actor, reason: str) -> bool:
+    generation_staff.cancel_generation(generation=generation, actor=actor, reason=reason)
+    return True
+
+
+def _refund(generation: Generation, actor, reason: str) -> bool:
+    _entry, refunded_now = generation_staff.refund_generation(
+        generation=generation, actor=actor, reason=reason
+    )
+    return refunded_now
+
+
+for _func, _name in [
+    (_hide, "hide"),
+    (_unhide, "unhide"),
+    (_flag, "flag"),
+    (_cancel, "cancel"),
+    (_refund, "refund"),
+]:
+    _func.__name__ = _name
+
+
+@admin.register(Generation)
+class GenerationAdmin(ObjectActionsMixin, admin.ModelAdmin):
+    change_form_template = "admin/object_actions_change_form.html"
+    list_display = (
+        "thumbnail",
+        "short_id",
+        "owner",
+        "status",
+        "moderation_state",
+        "options",
+        "cost_credits",
+        "created_at",
+        "completed_at",
+    )
+    list_display_links = ("short_id",)
+    list_filter = (
+        "status",
+        "moderation_state",
+        "resolution",
+        "generate_audio",
+        "duration",
+        "created_at",
+    )
+    list_select_related = ("owner",)
+    search_fields = ("prompt", "owner__username", "owner__email", "=fal_request_id")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    inlines = [LedgerEntryInline, CallbackAttemptInline]
+    fieldsets = (
+        (None, {"fields": ("player", "owner_link", "prompt", "source_image")}),
+        (
+            "Options and cost",
+            {
+                "fields": (
+                    "aspect_ratio",
+                    "duration",
+                    "resolution",
+                    "generate_audio",
+                    "endpoint",
+                    "cost_credits",
+                )
+            },
+        ),
+        (
+            "Status",
+            {
+                "fields": (
+                    "status",
+                    "created_at",
+                    "submitted_at",
+                    "started_at",
+                    "completed_at",
+                    "error_code",
+                    "error_message",
+                )
+            },
+        ),
+        (
+            "fal",
+            {
+                "fields": (
+                    "fal_request_id",
+                    "fal_queue_position",
+                    "fal_submit_count",
+                    "fal_video_url",
+                    "fal_logs",
+                    "video_bytes",
+                    "attempts",
+                    "next_poll_at",
+                    "deadline_at",
+                )
+            },
+        ),
+        (
+            "Moderation",
+            {"fields": ("moderation_state", "moderation_reason", "moderated_by", "moderated_at")},
+        ),
+        (
+            "Integration",
+            {"fields": ("idempotency_key", "callback_url", "callback_delivered_at")},
+        ),
+    )
+    object_actions = ("hide", "unhide", "flag", "cancel", "refund")
+    actions = [
+        reason_action(
+            description="Hide (removed by moderation)",
+            permissions=["moderate"],
+            perform=_hide,
+            confirm="The owner no longer sees the video or the image; they see "
+            '"removed by moderation" and your reason. Staff still see everything.',
+        ),
+        reason_action(description="Make visible again", permissions=["moderate"], perform=_unhide),
+        reason_action(
+            description="Flag for review",
+            permissions=["moderate"],
+            perform=_flag,
+            confirm="Flagged generations stay visible to their owner.",
+        ),
+        reason_action(
+            description="Cancel (release the credits)",
+            permissions=["moderate"],
+            perform=_cancel,
+            confirm="Only generations that fal has not started (pending or queued) can be "
+            "canceled; their held credits are released.",
+        ),
+        reason_action(
+            description="Refund (credits back, once)",
+            permissions=["refund"],
+            perform=_refund,
+            confirm="The credits a succeeded generation cost go back to its owner, once.",
+        ),
+        "recheck",
+    ]
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Read-only for everybody: statuses and moderation change only through actions.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_moderate_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("generations.moderate_generation")
+
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("generations.refund_generation")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            by_id = self.model.objects.filter(pk=uuid.UUID(search_term.strip()))
+        except ValueError:
+            return queryset, may_have_duplicates
+        return queryset | by_id, may_have_duplicates
+
+    @admin.display(description="id")
+    def short_id(self, generation: Generation) -> str:
+        return str(generation.pk)[:8]
+
+    @admin.display(description="options")
+    def options(self, generation: Generation) -> str:
+        audio = "audio" if generation.generate_audio else "silent"
+        return (
+            f"{generation.duration} · {generation.resolution} · {generation.aspect_ratio} · {audio}"
+        )
+
+    @admin.display(description="image")
+    def thumbnail(self, generation: Generation) -> str:
+        if generation.image:
+            return format_html(
+                '<img src="{}" alt="" loading="lazy" style="max-height:48px;max-width:86px">',
+                reverse("generation-image", args=[generation.pk]),
+            )
+        # An image given by URL is not loaded into the admin (it could track staff).
+        return format_html(
+            '<a href="{}" rel="noreferrer noopener" target="_blank">URL</a>',
+            generation.image_url,
+        )
+
+    @admin.display(description="source image")
+    def source_image(self, generation: Generation) -> str:
+        if generation.image:
+            return format_html(
+                '<img src="{}" alt="Source image" style="max-width:480px;max-height:320px">',
+                reverse("generation-image", args=[generation.pk]),
+            )
+        return format_html(
+            '<a href="{0}" rel="noreferrer noopener" target="_blank">{0}</a>',
+            generation.image_url,
+        )
+
+    @admin.display(description="video")
+    def player(self, generation: Generation) -> str:
+        if not generation.video:
+            return "No video stored."
+        return format_html(
+            '<video src="{}" controls preload="metadata" style="max-width:640px;'
+            'max-height:360px"></video>',
+            reverse("generation-video", args=[generation.pk]),
+        )
+
+    @admin.display(description="owner")
+    def owner_link(self, generation: Generation) -> str:
+        return format_html(
+            '<a href="{}">{}</a> · <a href="{}?{}">all their generations</a>',
+            reverse("admin:accounts_user_change", args=[generation.owner_id]),
+            generation.owner,
+            reverse("admin:generations_generation_changelist"),
+            urlencode({"owner__id__exact": generation.owner_id}),
+        )
+
+    @admin.action(permissions=["moderate"], description="Re-check status with fal now")
+    def recheck(self, request: HttpRequest, queryset: QuerySet) -> None:
+        checked = 0
+        for generation in queryset.filter(status__in=Generation.IN_FLIGHT).exclude(
+            fal_request_id=""
+        ):
+            try:
+                generation_staff.recheck_generation(generation=generation, actor=request.user)
+            except ApplicationError as exc:
+                self.message_user(request, f"{generation}: {exc.message}", messages.ERROR)
+            else:
+                checked += 1
+        self.message_user(
+            request,
+            f"Re-checked {checked} generation(s) with fal (only those in flight at fal).",
+            messages.SUCCESS if checked else messages.WARNING,
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "overview/",
+                self.admin_site.admin_view(self.overview_view),
+                name="generations_overview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def overview_view(self, request: HttpRequest) -> TemplateResponse:
+        """The staff overview: volumes, failures, credits captured, top spenders, work in
+        flight (linked from the admin index)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Overview",
+            "opts": self.model._meta,
+            "stats": overview.overview(now=timezone.now()),
+        }
+        return TemplateResponse(request, "admin/overview.html", context)
+
+
+# --- Pricing -------------------------------------------------------------------------------
+
+
+class PricingRuleChangeInline(admin.TabularInline):
+    model = PricingRuleChange
+    fields = ("changed_at", "changed_by", "changes")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "change history"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PricingRule)
+class PricingRuleAdmin(admin.ModelAdmin):
+    """Changes apply to quotes made afterwards; accepted generations keep their frozen
+    cost. Rules are deactivated, never deleted, so their history stays."""
+
+    list_display = (
+        "endpoint",
+        "resolution",
+        "generate_audio",
+        "credits_per_second",
+        "usd_per_second",
+        "active",
+        "updated_at",
+        "updated_by",
+    )
+    list_filter = ("active", "resolution", "generate_audio", "endpoint")
+    list_select_related = ("updated_by",)
+    search_fields = ("endpoint",)
+    fields = (
+        "endpoint",
+        "resolution",
+        "generate_audio",
+        "credits_per_second",
+        "active",
+        "updated_at",
+        "updated_by",
+    )
+    readonly_fields = ("updated_at", "updated_by")
+    inlines = [PricingRuleChangeInline]
+
+    @admin.display(description="USD/s at 100 credits per dollar")
+    def usd_per_second(self, rule: PricingRule) -> str:
+        return f"${rule.credits_per_second / 100:.2f}"
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj: PricingRule, form, change: bool) -> None:
+        pricing_history.save_rule(rule=obj, actor=request.user)
+
+    def log_addition(self, request, obj, message):
+        """pricing_history.save_rule records the change with its old and new values."""
+
+    def log_change(self, request, obj, message):
+        """pricing_history.save_rule records the change with its old and new values."""
+
+
+@admin.register(PricingRuleChange)
+class PricingRuleChangeAdmin(ReadOnlyAdmin):
+    list_display = ("changed_at", "rule", "changed_by", "changes")
+    list_filter = ("changed_at",)
+    list_select_related = ("rule", "changed_by")
+    search_fields = ("changed_by__username",)
+
+
+# --- Blocked terms -------------------------------------------------------------------------
+
+
+class BlockedTermForm(forms.ModelForm):
+    class Meta:
+        model = BlockedTerm
+        fields = ("term", "note", "active")
+        help_texts = {
+            "term": "A word or phrase, matched as whole words in any case, accents, "
+            "full-width or spaced-out spelling. End it with * to match words starting with "
+            "it (nude* matches nudes); start it with * for words ending with it.",
+        }
+
+    def clean_term(self) -> str:
+        try:
+            return moderation.validate_term(self.cleaned_data["term"])
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+@admin.register(BlockedTerm)
+class BlockedTermAdmin(admin.ModelAdmin):
+    form = BlockedTermForm
+    list_display = ("term", "normalized", "active", "note", "created_by", "created_at")
+    list_filter = ("active",)
+    list_select_related = ("created_by",)
+    search_fields = ("term", "note")
+    readonly_fields = ("created_by", "created_at")
+
+    @admin.display(description="matched as")
+    def normalized(self, term: BlockedTerm) -> str:
+        return moderation.normalize_text(term.term)
+
+    def save_model(self, request, obj: BlockedTerm, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
