@@ -1,6 +1,6 @@
 """/api/v1/ routes for the account (mounted by veoproject/api_urls.py)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from accounts import api
 
@@ -14,4 +14,5 @@ urlpatterns = [
     path("ledger/", api.LedgerListView.as_view(), name="api-ledger"),
     path("tokens/", api.TokenListCreateView.as_view(), name="api-tokens"),
     path("tokens/<int:pk>/", api.TokenDestroyView.as_view(), name="api-token-detail"),
+    path("vouchers/", include("accounts.voucher_api_urls")),
 ]
