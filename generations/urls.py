@@ -1,9 +1,22 @@
 from django.urls import path
 
-from generations import media
+from generations import media, views
 
 urlpatterns = [
     # Private files, served only to their owner and staff (the API's video_url points here).
     path("media/generations/<uuid:pk>/video.mp4", media.generation_video, name="generation-video"),
     path("media/generations/<uuid:pk>/image", media.generation_image, name="generation-image"),
+    # An uploaded input image for fal to fetch: a signed URL that expires.
+    path("media/signed/<str:token>/", media.signed_image, name="generation-image-signed"),
+    # Portal pages.
+    path("", views.studio, name="studio"),
+    path("quote/", views.quote_preview, name="quote-preview"),
+    path("videos/", views.generation_list, name="generation-list"),
+    path("videos/<uuid:pk>/", views.generation_detail, name="generation-detail"),
+    path(
+        "videos/<uuid:pk>/status/",
+        views.generation_status_partial,
+        name="generation-status-partial",
+    ),
+    path("videos/<uuid:pk>/cancel/", views.generation_cancel, name="generation-cancel"),
 ]

@@ -1,7 +1,11 @@
+"""Error pages: JSON in our one error shape under /api/ and /webhooks/, the site's own
+pages elsewhere."""
+
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import render
+from django.template import loader
 
 from veoproject.exceptions import error_body
 
@@ -21,4 +25,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
         return JsonResponse(
             error_body("server_error", "Something went wrong on our side."), status=500
         )
-    return render(request, "500.html", status=500)
+    # No request context: the error may come from the database the context processors
+    # read (the credits in the header), and this page must render anyway.
+    return HttpResponseServerError(loader.get_template("500.html").render({}))

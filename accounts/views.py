@@ -1,0 +1,146 @@
+"""Account pages: signup, credits history, API tokens. Login, logout and passwords are
+Django's own views with our templates (see accounts/urls.py)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from accounts import tokens
+from accounts.forms import SignupForm, TokenCreateForm
+from accounts.models import ApiToken, LedgerEntry
+from accounts.services import user_signup
+from veoproject.exceptions import ApplicationError, ValidationFailed
+
+LEDGER_PAGE_SIZE = 25
+# The raw token travels from the create POST to the next GET in the session, once.
+NEW_TOKEN_SESSION_KEY = "accounts.new_token"
+
+
+def _add_service_errors(form, exc: ApplicationError, field_map: dict[str, str] | None = None):
+    """Put a service's errors on the form: field errors on their fields, the rest on top."""
+    field_map = field_map or {}
+    placed = False
+    for name, errors in (exc.fields or {}).items():
+        field = field_map.get(name, name)
+        if field in form.fields:
+            for error in errors:
+                form.add_error(field, error)
+            placed = True
+    if not placed:
+        form.add_error(None, exc.message)
+
+
+@never_cache
+def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect(settings.LOGIN_REDIRECT_URL)
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = user_signup(
+                username=form.cleaned_data["username"],
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+            )
+        except ValidationFailed as exc:
+            _add_service_errors(form, exc)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            if settings.SIGNUP_CREDITS > 0:
+                messages.success(
+                    request,
+                    f"Welcome, {user.username}! You have {settings.SIGNUP_CREDITS:,} credits "
+                    "to start with.",
+                )
+            else:
+                messages.success(request, f"Welcome, {user.username}!")
+            return redirect(settings.LOGIN_REDIRECT_URL)
+    return render(
+        request,
+        "accounts/signup.html",
+        {"form": form, "signup_credits": settings.SIGNUP_CREDITS},
+    )
+
+
+def _voucher_url() -> str | None:
+    try:
+        return reverse("voucher-redeem")
+    except NoReverseMatch:
+        return None
+
+
+@login_required
+def credits(request: HttpRequest) -> HttpResponse:
+    entries = (
+        LedgerEntry.objects.filter(account__user=request.user)
+        .select_related("generation")
+        .order_by("-created_at", "-id")
+    )
+    page = Paginator(entries, LEDGER_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "accounts/credits.html",
+        {"page": page, "entries": page.object_list, "voucher_url": _voucher_url()},
+    )
+
+
+@login_required
+@never_cache
+def token_list(request: HttpRequest) -> HttpResponse:
+    form = TokenCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, raw = tokens.create_token(
+                user=request.user, name=form.cleaned_data["name"], expires_at=form.expires_at()
+            )
+        except ApplicationError as exc:
+            _add_service_errors(form, exc, {"expires_at": "expires_in_days"})
+        else:
+            request.session[NEW_TOKEN_SESSION_KEY] = {"id": token.pk, "raw": raw}
+            messages.success(request, f"Token “{token.name}” created. Copy it now.")
+            return redirect("tokens")
+    new_token = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
+    token_rows = ApiToken.objects.filter(user=request.user).order_by("-created_at", "-id")
+    return render(
+        request,
+        "accounts/tokens.html",
+        {
+            "form": form,
+            "tokens": token_rows,
+            "new_token": new_token,
+            "api_docs_url": reverse("api-docs"),
+        },
+    )
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    if token.revoked_at is None:
+        tokens.revoke_token(token=token)
+        messages.success(request, f"Token “{token.name}” revoked. It stopped working at once.")
+    else:
+        messages.info(request, f"Token “{token.name}” was already revoked.")
+    return redirect("tokens")
+
+
+@login_required
+@require_POST
+def webhook_secret_rotate(request: HttpRequest) -> HttpResponse:
+    tokens.rotate_webhook_secret(user=request.user)
+    messages.success(
+        request,
+        "New webhook secret created. Callbacks are signed with it from now on: "
+        "update your receiver.",
+    )
+    return redirect(reverse("tokens") + "#webhook-secret")

@@ -1,0 +1,136 @@
+"""Portal forms for generations. They shape input into the params that
+`generations.services.accept` validates and acts on; they hold no business rules."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django import forms
+from django.conf import settings
+
+from generations.models import AspectRatio, Duration, Resolution
+from generations.pricing import orderable_resolutions
+
+IMAGE_ACCEPT = "image/jpeg,image/png,image/webp"
+_KEY_RE = re.compile(r"^portal:[0-9a-f]{32}$")
+
+
+def new_form_key() -> str:
+    """An Idempotency-Key for one rendering of the create form: a double-click or a
+    resubmitted POST returns the first generation instead of charging twice."""
+    return f"portal:{uuid.uuid4().hex}"
+
+
+def _resolution_choices() -> list[tuple[str, str]]:
+    labels = dict(Resolution.choices)
+    return [(value, labels[value]) for value in orderable_resolutions()] or [
+        (Resolution.P720, labels[Resolution.P720])
+    ]
+
+
+class OptionsForm(forms.Form):
+    """The options that set the price (and the aspect ratio, which does not)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+    aspect_ratio = forms.ChoiceField(
+        label="Aspect ratio",
+        choices=AspectRatio.choices,
+        initial=AspectRatio.LANDSCAPE,
+        widget=forms.RadioSelect,
+    )
+    duration = forms.ChoiceField(
+        choices=Duration.choices, initial=Duration.S8, widget=forms.RadioSelect
+    )
+    resolution = forms.ChoiceField(
+        choices=_resolution_choices, initial=Resolution.P720, widget=forms.RadioSelect
+    )
+    generate_audio = forms.BooleanField(
+        label="Generate audio",
+        required=False,
+        initial=True,
+        help_text="Dialogue, sound effects and ambience. Without audio the video costs half.",
+    )
+
+
+class QuoteForm(OptionsForm):
+    """The live price preview: like the create form, without image and prompt. An absent
+    `generate_audio` means off (an unchecked checkbox), as in the create form."""
+
+    aspect_ratio = forms.ChoiceField(choices=AspectRatio.choices, required=False)
+
+
+class GenerationForm(OptionsForm):
+    image = forms.FileField(
+        label="Image",
+        required=False,
+        help_text="JPEG, PNG or WebP, 720p or larger, ideally 16:9 or 9:16 "
+        "(other shapes are cropped to fit).",
+        widget=forms.ClearableFileInput(attrs={"accept": IMAGE_ACCEPT}),
+    )
+    image_url = forms.URLField(
+        label="…or an image URL",
+        required=False,
+        max_length=2048,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/still.jpg"}),
+    )
+    prompt = forms.CharField(
+        strip=False,
+        max_length=settings.PROMPT_MAX_CHARS,
+        widget=forms.Textarea(
+            attrs={
+                "rows": 6,
+                "data-counter": "prompt-counter",
+                "placeholder": "Slow dolly-in on the lighthouse as waves crash below; "
+                "golden-hour light, gulls calling, a calm narrator says: “Home.”",
+            }
+        ),
+    )
+    idempotency_key = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    field_order = [
+        "image",
+        "image_url",
+        "prompt",
+        "aspect_ratio",
+        "duration",
+        "resolution",
+        "generate_audio",
+        "idempotency_key",
+    ]
+
+    def clean_idempotency_key(self) -> str | None:
+        key = self.cleaned_data.get("idempotency_key") or ""
+        return key if _KEY_RE.match(key) else None
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        image, image_url = cleaned.get("image"), cleaned.get("image_url")
+        if "image_url" not in self.errors:
+            if not image and not image_url:
+                self.add_error("image", "Choose an image, or give the URL of one.")
+            elif image and image_url:
+                self.add_error("image_url", "Choose a file or give a URL, not both.")
+        return cleaned
+
+    def to_params(self) -> dict:
+        data = self.cleaned_data
+        params = {
+            "prompt": data["prompt"],
+            "aspect_ratio": data["aspect_ratio"],
+            "duration": data["duration"],
+            "resolution": data["resolution"],
+            "generate_audio": data["generate_audio"],
+        }
+        if data.get("image_url"):
+            params["image_url"] = data["image_url"]
+        return params
+
+    def renew_key(self) -> None:
+        """Give a re-rendered bound form a fresh key (its old one is spent)."""
+        self.data = self.data.copy()
+        self.data[self.add_prefix("idempotency_key")] = new_form_key()
