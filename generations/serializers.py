@@ -129,6 +129,7 @@ class GenerationSerializer(serializers.ModelSerializer):
     error = serializers.SerializerMethodField()
     moderation = serializers.SerializerMethodField()
     queue_position = serializers.SerializerMethodField()
+    callback_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Generation
@@ -154,7 +155,6 @@ class GenerationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
         extra_kwargs = {
             "cost_credits": {"help_text": "Quoted and held at acceptance; spent on success."},
-            "callback_url": {"help_text": "Where the final JSON is POSTed; empty if none."},
         }
 
     @extend_schema_field(
@@ -204,6 +204,11 @@ class GenerationSerializer(serializers.ModelSerializer):
                 "reason": generation.moderation_reason or "Removed by moderation.",
             }
         return {"state": generation.moderation_state, "reason": None}
+
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+    def get_callback_url(self, generation: Generation) -> str | None:
+        """Where the final JSON is POSTed, or null."""
+        return generation.callback_url or None
 
     @extend_schema_field({"type": "integer", "nullable": True})
     def get_queue_position(self, generation: Generation) -> int | None:
