@@ -148,6 +148,9 @@ class UserAdmin(ObjectActionsMixin, DjangoUserAdmin):
         ),
     ]
 
+    def object_action_applies(self, user: User, action_name: str) -> bool:
+        return user.is_active == (action_name == "suspend_users")
+
     def has_suspend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.suspend_user")
 

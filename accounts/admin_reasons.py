@@ -164,11 +164,16 @@ class ObjectActionsMixin:
             from_object=True,
         )
 
+    def object_action_applies(self, obj: Model, action_name: str) -> bool:
+        """Whether the button for `action_name` makes sense for `obj` in its state."""
+        return True
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         """Offers this object's reason actions the user may run as buttons at the top
         (templates/admin/object_actions_change_form.html)."""
         opts = self.model._meta
         available = self.get_actions(request)
+        obj = self.get_object(request, object_id)
         buttons = [
             (
                 reverse(
@@ -178,7 +183,7 @@ class ObjectActionsMixin:
                 available[name][2],
             )
             for name in self.object_actions
-            if name in available
+            if name in available and obj is not None and self.object_action_applies(obj, name)
         ]
         extra_context = {**(extra_context or {}), "object_action_buttons": buttons}
         return super().change_view(request, object_id, form_url, extra_context)

@@ -34,6 +34,8 @@ from generations.models import (
 )
 from veoproject.exceptions import ApplicationError
 
+Moderation = Generation.Moderation
+
 # --- Generations ---------------------------------------------------------------------------
 
 
@@ -214,6 +216,16 @@ class GenerationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         ),
         "recheck",
     ]
+
+    def object_action_applies(self, obj: Generation, action_name: str) -> bool:
+        state = obj.moderation_state
+        return {
+            "hide": state != Moderation.HIDDEN,
+            "unhide": state != Moderation.VISIBLE,
+            "flag": state == Moderation.VISIBLE,
+            "cancel": obj.status in Generation.IN_FLIGHT,
+            "refund": obj.status == Generation.Status.SUCCEEDED,
+        }.get(action_name, True)
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False

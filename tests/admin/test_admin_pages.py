@@ -1,0 +1,79 @@
+"""Every admin page of ours renders for a superuser (changelists, add and change pages)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.urls import reverse
+
+from accounts import staff, tokens, vouchers
+from generations.models import BlockedTerm, PricingRule
+from tests.factories import GenerationFactory
+
+OUR_APPS = {"accounts", "generations", "admin"}
+
+
+@pytest.fixture
+def one_of_everything(superuser, paid_generation, user):
+    tokens.create_token(user=user, name="ci")
+    [voucher] = vouchers.create_vouchers(amount=10, actor=superuser)
+    vouchers.redeem(user=user, code=voucher.code)
+    BlockedTerm.objects.create(term="gore", created_by=superuser)
+    staff.suspend_user(user=user, actor=superuser, reason="audit row")
+    GenerationFactory(owner=user, moderation_state="hidden", moderation_reason="r")
+    rule = PricingRule.objects.first()
+    from generations import pricing_history
+
+    rule.credits_per_second += 1
+    pricing_history.save_rule(rule=rule, actor=superuser)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [m for m in admin.site._registry if m._meta.app_label in OUR_APPS],
+    ids=lambda m: m._meta.label,
+)
+def test_admin_pages_render(admin_client_for, superuser, one_of_everything, model):
+    opts = model._meta
+    client = admin_client_for(superuser)
+    prefix = f"admin:{opts.app_label}_{opts.model_name}"
+
+    listing = client.get(reverse(f"{prefix}_changelist"))
+    assert listing.status_code == 200
+    add = client.get(reverse(f"{prefix}_add"))
+    assert add.status_code in (200, 403)
+    obj = model.objects.first()
+    assert client.get(reverse(f"{prefix}_change", args=[obj.pk])).status_code == 200
+    assert client.get(reverse(f"{prefix}_history", args=[obj.pk])).status_code == 200
+
+
+def test_reason_page_and_credit_form_render(admin_client_for, superuser, user):
+    client = admin_client_for(superuser)
+
+    page = client.get(reverse("admin:accounts_user_object_action", args=[user.pk, "suspend_users"]))
+    form = client.get(reverse("admin:accounts_user_credits", args=[user.pk]))
+
+    assert page.status_code == 200 and "Suspend" in page.content.decode()
+    assert form.status_code == 200 and 'name="form_key"' in form.content.decode()
+    assert not LogEntry.objects.exists()
+
+
+def test_object_action_for_an_unknown_action_or_object_is_refused(
+    admin_client_for, moderator, user
+):
+    client = admin_client_for(moderator)
+    generation = GenerationFactory(owner=user)
+
+    assert (
+        client.get(
+            reverse("admin:generations_generation_object_action", args=[generation.pk, "refund"])
+        ).status_code
+        == 403
+    )
+    assert (
+        client.get(
+            reverse("admin:generations_generation_object_action", args=["nope", "hide"])
+        ).status_code
+        == 404
+    )
