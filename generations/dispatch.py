@@ -64,11 +64,11 @@ def _drop_lease(token: str) -> None:
     WorkerLease.objects.filter(name=SWEEP_LEASE, holder=token).update(holder="")
 
 
-def run_sweep(chain: str | None = None) -> None:
+def run_sweep(token: str | None = None) -> None:
     """One sweep pass, then re-arm while anything is in flight (one chain at a time)."""
     from generations import services
 
-    token = chain or uuid.uuid4().hex
+    token = token or uuid.uuid4().hex
     if not _take_lease(token):
         return  # another chain is sweeping
     report = services.sweep()
@@ -85,5 +85,6 @@ def run_sweep(chain: str | None = None) -> None:
         until_due = (report.next_due - timezone.now()).total_seconds()
         pause = min(max(until_due, 0.0), SWEEP_PAUSE_SECONDS)
     time.sleep(pause)
-    _take_lease(token)
-    async_task(TASKS["sweep"], chain=token, task_name="sweep-chain", group="sweep")
+    if not _take_lease(token):
+        return  # the lease lapsed and another chain took over
+    async_task(TASKS["sweep"], token, task_name="sweep-chain", group="sweep")

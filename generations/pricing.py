@@ -9,7 +9,18 @@ from django.conf import settings
 from generations.models import Duration, PricingRule, Resolution
 from veoproject.exceptions import PricingError
 
-# Default prices live in migrations/0002_default_pricing.py (fal list price, 100 cr/USD).
+# fal's list price for fal-ai/veo3.1/image-to-video at 100 credits per US dollar: $0.40/s
+# with audio, $0.20/s without, at 720p and 1080p; 4K ($0.60/$0.40) inactive until staff
+# switch it on. Migration 0002 seeds the same rows (migrations keep their own copy).
+DEFAULT_RULES = [
+    # resolution, generate_audio, credits per second, active
+    (Resolution.P720, True, 40, True),
+    (Resolution.P720, False, 20, True),
+    (Resolution.P1080, True, 40, True),
+    (Resolution.P1080, False, 20, True),
+    (Resolution.K4, True, 60, False),
+    (Resolution.K4, False, 40, False),
+]
 
 
 @dataclass(frozen=True)
@@ -80,3 +91,20 @@ def orderable_resolutions(endpoint: str | None = None) -> list[str]:
         .distinct()
     )
     return [r for r in Resolution.values if r in active]
+
+
+def ensure_default_rules(endpoint: str | None = None) -> None:
+    """Create the default rules for an endpoint that has none (fresh databases, tests)."""
+    endpoint = endpoint or settings.FAL_ENDPOINT
+    if PricingRule.objects.filter(endpoint=endpoint).exists():
+        return
+    PricingRule.objects.bulk_create(
+        PricingRule(
+            endpoint=endpoint,
+            resolution=resolution,
+            generate_audio=audio,
+            credits_per_second=rate,
+            active=active,
+        )
+        for resolution, audio, rate, active in DEFAULT_RULES
+    )

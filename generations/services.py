@@ -407,6 +407,7 @@ def submit(*, generation_id: UUID) -> None:
             next_poll_at=timezone.now() + _backoff(generation.attempts),
         )
         logger.info("event=fal_submit_retry generation=%s reason=%s", generation.pk, exc)
+        enqueue("sweep")  # the sweep retries it when the backoff is over
         return
     except FalOutcomeUnknown as exc:
         Generation.objects.filter(pk=generation.pk, status=Status.SUBMITTING).update(
@@ -414,6 +415,7 @@ def submit(*, generation_id: UUID) -> None:
             fal_submit_count=F("fal_submit_count") + 1,
         )
         logger.warning("event=fal_submit_unknown generation=%s reason=%s", generation.pk, exc)
+        enqueue("sweep")
         return
     except FalRejected as exc:
         fail(generation_id=generation.pk, code=exc.code, message=exc.message)

@@ -23,7 +23,7 @@ def cancel_on_fal(request_id: str) -> None:
     services.cancel_on_fal(request_id=request_id)
 
 
-def sweep(chain: str | None = None) -> None:
+def sweep(token: str | None = None) -> None:
     from generations import dispatch
 
-    dispatch.run_sweep(chain=chain)
+    dispatch.run_sweep(token=token)

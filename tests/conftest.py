@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from generations.pricing import ensure_default_rules
+from tests.e2e.fixtures import start_worker  # noqa: F401
 from tests.factories import UserFactory
+from tests.fakefal.fixtures import fake_fal, fake_fal_factory, fake_fal_process  # noqa: F401
 
 
 @pytest.fixture
@@ -18,6 +21,21 @@ def other_user(db):
 @pytest.fixture
 def staff_user(db):
     return UserFactory(username="staff", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture(autouse=True)
+def _default_pricing_rules(request):
+    """The seeded prices, also after a transactional test flushed the migration's rows."""
+    uses_db = request.node.get_closest_marker("django_db") or {
+        "db",
+        "transactional_db",
+        "live_server",
+    } & set(request.fixturenames)
+    if not uses_db:
+        return
+    request.getfixturevalue("django_db_setup")
+    with request.getfixturevalue("django_db_blocker").unblock():
+        ensure_default_rules()
 
 
 @pytest.fixture(autouse=True)
