@@ -7,6 +7,7 @@ these tests), the worker runs the tasks, and the live server receives fal's webh
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -74,10 +75,8 @@ class WorkerProcess:
                 self.kill()
         if self.process.poll() is None:  # pragma: no cover
             self.kill()
-        try:  # stragglers of a cluster that lost its parent
+        with contextlib.suppress(ProcessLookupError):  # stragglers that lost their parent
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self._log.close()
 
     def log(self) -> str:
