@@ -14,6 +14,7 @@ from accounts.models import CreditAccount, LedgerEntry, User
 from tests.factories import GenerationFactory
 
 Kind = LedgerEntry.Kind
+pytestmark = pytest.mark.pg
 
 
 def run(*args, **options) -> str:
