@@ -126,8 +126,12 @@ def studio(request: HttpRequest) -> HttpResponse:
                     )
                 return redirect("generation-list")
         image_lost = bool(request.FILES.get("image"))
+        image_again = False
     else:
-        form = GenerationForm(initial={**_prefill(request), "idempotency_key": new_form_key()})
+        initial = _prefill(request)
+        # An uploaded image is not reused: the user chooses it again.
+        image_again = bool(initial) and not initial.get("image_url")
+        form = GenerationForm(initial={**initial, "idempotency_key": new_form_key()})
         image_lost = False
     recent = selectors.generation_list(user=request.user)[:RECENT_ON_STUDIO]
     return render(
@@ -136,6 +140,7 @@ def studio(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "image_lost": bool(image_lost and form.errors),
+            "image_again": image_again,
             "recent": recent,
             "poll_seconds": POLL_SECONDS,
             "next_url": reverse("studio"),

@@ -260,7 +260,17 @@ def test_make_another_like_this_prefills_from_an_own_generation_only(logged_in, 
     theirs = GenerationFactory(owner=other_user, prompt="Theirs, at noon")
     page = logged_in.get(reverse("studio"), {"from": str(mine.pk)}).content.decode()
     assert "Mine, at dusk" in page
+    assert f'value="{mine.image_url}"' in page
+    assert "Choose the starting image again" not in page
     assert 'value="6s" required id="id_duration_1" checked' in page
     page = logged_in.get(reverse("studio"), {"from": str(theirs.pk)}).content.decode()
     assert "Theirs, at noon" not in page
     assert logged_in.get(reverse("studio"), {"from": "not-a-uuid"}).status_code == 200
+
+
+def test_make_another_like_an_uploaded_image_asks_for_the_image_again(logged_in, user):
+    logged_in.post(reverse("studio"), {**FORM, "image_url": "", "image": jpeg_upload()})
+    source = Generation.objects.get(owner=user)
+    page = logged_in.get(reverse("studio"), {"from": str(source.pk)}).content.decode()
+    assert FORM["prompt"] in page
+    assert "Choose the starting image again." in page
