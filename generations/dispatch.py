@@ -31,8 +31,9 @@ TASKS = {
     "sweep": "generations.tasks.sweep",
 }
 SWEEP_LEASE = "generations.sweep"
-SWEEP_LEASE_SECONDS = 20  # longer than one sweep pass plus the enqueue gap
-SWEEP_PAUSE_SECONDS = 1.0  # between passes while work is in flight
+SWEEP_LEASE_SECONDS = 30  # longer than one sweep pass, its pause and the enqueue gap
+SWEEP_MIN_PAUSE_SECONDS = 0.5  # between passes while work is in flight...
+SWEEP_MAX_PAUSE_SECONDS = 5.0  # ...until the next generation is due, within these bounds
 
 
 def enqueue(name: str, *args, **kwargs) -> None:
@@ -80,10 +81,10 @@ def run_sweep(token: str | None = None) -> None:
         # An accept may have committed between the count and the drop: look once more.
         if not services.in_flight_exists() or not _take_lease(token):
             return
-    pause = SWEEP_PAUSE_SECONDS
+    pause = SWEEP_MAX_PAUSE_SECONDS
     if report.next_due is not None:
         until_due = (report.next_due - timezone.now()).total_seconds()
-        pause = min(max(until_due, 0.0), SWEEP_PAUSE_SECONDS)
+        pause = min(max(until_due, SWEEP_MIN_PAUSE_SECONDS), SWEEP_MAX_PAUSE_SECONDS)
     time.sleep(pause)
     if not _take_lease(token):
         return  # the lease lapsed and another chain took over

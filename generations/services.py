@@ -24,7 +24,7 @@ from django.core import signing
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Min, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -757,14 +757,12 @@ def sweep(*, batch: int = SWEEP_BATCH) -> SweepReport:
                 list(pool.map(follow, to_poll))
         report.polled = len(to_poll)
 
-    remaining = Generation.objects.in_flight()
-    report.in_flight = remaining.count()
-    report.next_due = (
-        remaining.exclude(next_poll_at__isnull=True)
-        .order_by("next_poll_at")
-        .values_list("next_poll_at", flat=True)
-        .first()
+    remaining = Generation.objects.in_flight().aggregate(
+        count=Count("pk"), next_poll=Min("next_poll_at"), lease_end=Min("lease_until")
     )
+    report.in_flight = remaining["count"]
+    due_times = [t for t in (remaining["next_poll"], remaining["lease_end"]) if t is not None]
+    report.next_due = min(due_times) if due_times else None
     return report
 
 

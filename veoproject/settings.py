@@ -216,6 +216,8 @@ MAX_IN_FLIGHT_PER_USER = _optional_int("MAX_IN_FLIGHT_PER_USER", 5)
 FAL_KEY = env.str("FAL_KEY", default="")
 FAL_SIMULATED = not FAL_KEY
 FAL_ENDPOINT = "fal-ai/veo3.1/image-to-video"
+FAL_SIMULATED_QUEUE_SECONDS = env.float("FAL_SIMULATED_QUEUE_SECONDS", default=3.0)
+FAL_SIMULATED_RUN_SECONDS = env.float("FAL_SIMULATED_RUN_SECONDS", default=8.0)
 FAL_WEBHOOK_JWKS_URL = env.str(
     "FAL_WEBHOOK_JWKS_URL", default="https://rest.fal.ai/.well-known/jwks.json"
 )
@@ -285,5 +287,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # django-q2 logs every task at INFO; the sweep runs every second while work is in
+        # flight, so keep its chatter for LOG_LEVEL_TASKS=INFO.
+        "django-q": {"level": env.str("LOG_LEVEL_TASKS", default="WARNING")},
     },
 }
