@@ -31,11 +31,11 @@ help:
 	@echo "make lint        ruff check + ruff format --check"
 	@echo "make fmt         ruff format + ruff check --fix"
 
-$(VENV)/bin/python:
+$(VENV)/bin/pip:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; set PYTHON=python3.x")'
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(VENV)/bin/python
+$(STAMP): pyproject.toml | $(VENV)/bin/pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
