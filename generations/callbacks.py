@@ -15,6 +15,11 @@ and the scheduler's 30 s tick is fine for a backoff that starts at 30 s. Backoff
 to an hour, for `MAX_ATTEMPTS` attempts (about 3 hours in all); any 2xx is success,
 anything else (including redirects, which are never followed) is retried.
 
+What a broker can lose (a Redis broker is at-most-once; a worker can die mid-attempt),
+`sweep_callbacks` recovers: run periodically, it re-enqueues a delivery whose next attempt
+is overdue by `SWEEP_GRACE` with no schedule pending for it. The attempt claim keeps this
+from ever sending an attempt twice.
+
 Server-side request forgery: callback URLs may not point at loopback, private, link-local
 or otherwise non-global addresses (unless `CALLBACKS_ALLOW_PRIVATE`). This is checked at
 accept time and again at send time, where the connection goes to the very address that
@@ -36,6 +41,7 @@ import httpx
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from generations.models import CallbackAttempt, Generation
@@ -49,6 +55,11 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 SIGNATURE_HEADER = "X-Veo-Signature"
 SIGNATURE_TOLERANCE_SECONDS = 300
 USER_AGENT = "veoproject-callbacks/1.0"
+# How late a due attempt may be before the sweep re-enqueues it (the scheduler ticks every
+# 30 s, and an attempt takes at most ~15 s).
+SWEEP_GRACE = timedelta(minutes=3)
+# Deliveries older than this are not swept any more (the last retry is ~3 h after the end).
+SWEEP_HORIZON = timedelta(days=1)
 
 
 class CallbackUrlRefused(Exception):
@@ -266,3 +277,48 @@ def _schedule(generation: Generation, attempt: int) -> None:
             "next_run": timezone.now() + timedelta(seconds=retry_delay(attempt)),
         },
     )
+
+
+def sweep_callbacks(*, batch: int = 100) -> int:
+    """Re-enqueue callback deliveries that should have had their next attempt by now but
+    have none pending (lost task, crashed worker). Returns how many were enqueued. Cheap
+    to run every minute: one query over the recent undelivered callbacks."""
+    from django_q.models import Schedule
+    from django_q.tasks import async_task
+
+    now = timezone.now()
+    candidates = (
+        Generation.objects.filter(
+            status__in=Generation.FINAL,
+            callback_delivered_at__isnull=True,
+            completed_at__gte=now - SWEEP_HORIZON,
+        )
+        .exclude(callback_url="")
+        .annotate(
+            sent=Count("callback_attempts"),
+            last_attempt_at=Max("callback_attempts__created_at"),
+            delivered=Count("callback_attempts", filter=Q(callback_attempts__succeeded=True)),
+        )
+        .filter(delivered=0, sent__lt=MAX_ATTEMPTS)
+        .order_by("completed_at")
+        .values_list("pk", "sent", "last_attempt_at", "completed_at")[:batch]
+    )
+    enqueued = 0
+    for pk, attempts, last_attempt_at, completed_at in candidates:
+        following = attempts + 1
+        since = last_attempt_at or completed_at
+        delay = timedelta(seconds=retry_delay(following)) if attempts else timedelta(0)
+        if since + delay + SWEEP_GRACE > now:
+            continue
+        if Schedule.objects.filter(name=f"callback:{pk}:{following}").exists():
+            continue  # the scheduler has it; it may only be running late
+        async_task(
+            "generations.callbacks.deliver_callback",
+            str(pk),
+            following,
+            task_name=f"callback-{pk}-{following}",
+        )
+        enqueued += 1
+    if enqueued:
+        logger.info("event=callbacks_swept enqueued=%s", enqueued)
+    return enqueued

@@ -323,3 +323,45 @@ def test_an_unresolvable_callback_host_is_refused_at_accept(api, valid_body, set
     )
     assert response.status_code == 400
     assert "resolved" in response.json()["error"]["fields"]["callback_url"][0]
+
+
+# --- Recovery sweep ------------------------------------------------------------------------------
+
+
+def _age(generation: Generation, minutes: int) -> None:
+    """Pretend the generation ended (and its attempts happened) `minutes` ago."""
+    past = timezone.now() - timedelta(minutes=minutes)
+    Generation.objects.filter(pk=generation.pk).update(created_at=past, completed_at=past)
+    CallbackAttempt.objects.filter(generation=generation).update(created_at=past)
+
+
+def test_sweep_sends_a_callback_whose_task_was_lost(finished, receiver):
+    Generation.objects.filter(pk=finished.pk).update(completed_at=timezone.now())
+    assert callbacks.sweep_callbacks() == 0  # just ended: its task may still be on its way
+    _age(finished, 10)
+    assert callbacks.sweep_callbacks() == 1
+    assert len(receiver.requests) == 1
+    assert CallbackAttempt.objects.get(generation=finished).succeeded
+    assert callbacks.sweep_callbacks() == 0
+
+
+def test_sweep_leaves_scheduled_retries_to_the_scheduler(finished, receiver):
+    receiver.statuses = [500]
+    callbacks.deliver_callback(str(finished.pk), 1)
+    _age(finished, 10)
+    assert callbacks.sweep_callbacks() == 0  # callback:<id>:2 is still scheduled
+    Schedule.objects.filter(name__startswith="callback:").delete()  # the task got lost
+    assert callbacks.sweep_callbacks() == 1
+    assert [r.attempt for r in CallbackAttempt.objects.filter(generation=finished)] == [1, 2]
+    assert len(receiver.requests) == 2
+
+
+def test_sweep_ignores_delivered_and_exhausted_callbacks(finished, receiver, user):
+    callbacks.deliver_callback(str(finished.pk), 1)
+    exhausted = GenerationFactory(owner=user, status="failed", callback_url=receiver.url)
+    for n in range(1, callbacks.MAX_ATTEMPTS + 1):
+        CallbackAttempt.objects.create(generation=exhausted, attempt=n, url=receiver.url)
+    _age(finished, 600)
+    _age(exhausted, 600)
+    assert callbacks.sweep_callbacks() == 0
+    assert len(receiver.requests) == 1
