@@ -59,10 +59,13 @@ test: install
 	@$(TIMED) "tests on SQLite" $(MAKE) --no-print-directory test-sqlite
 	@$(TIMED) "database tests on PostgreSQL" $(MAKE) --no-print-directory test-pg
 
-# The whole suite except chaos. The browser tests need Debian's chromium.
+# The whole suite except chaos. The browser tests need Debian's chromium; they run in a
+# pytest process of their own, because Playwright's sync API leaves an asyncio loop in the
+# main thread, which makes Django refuse database access in any test that runs after them.
 test-sqlite: install
 	@if [ -x "$(CHROMIUM)" ]; then \
-		$(PYTEST) -m "not chaos" $(PYTEST_ARGS); \
+		$(PYTEST) -m "not chaos and not browser" $(PYTEST_ARGS); \
+		CHROMIUM="$(CHROMIUM)" $(PYTEST) -m "browser" $(PYTEST_ARGS); \
 	else \
 		echo; \
 		echo "  ####################################################################"; \
