@@ -140,6 +140,12 @@ _ERROR_DESCRIPTIONS = {
         "Only pending or queued generations can be canceled.",
         {},
     ),
+    413: (
+        "The request body is larger than any valid request (images: IMAGE_MAX_BYTES).",
+        "request_too_large",
+        "The request is too large: images may be at most 10 MB.",
+        {},
+    ),
     422: (
         "This Idempotency-Key was used before with a different request.",
         "idempotency_key_reused",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -33,7 +34,7 @@ from generations.serializers import (
     QuoteSerializer,
 )
 from generations.throttles import ApiReadThrottle, GenerationCreateThrottle
-from veoproject.exceptions import ValidationFailed
+from veoproject.exceptions import ApplicationError, ValidationFailed
 
 PUBLIC_STATUSES = ["pending", "queued", "running", "succeeded", "failed", "canceled"]
 
@@ -119,7 +120,7 @@ class GenerationListCreateView(generics.GenericAPIView):
                 GenerationSerializer,
                 description="Accepted (also for an idempotent replay of the same request).",
             ),
-            **error_responses(400, 401, 402, 422, 429),
+            **error_responses(400, 401, 402, 413, 422, 429),
         },
         examples=[
             OpenApiExample(
@@ -149,6 +150,7 @@ class GenerationListCreateView(generics.GenericAPIView):
         ],
     )
     def post(self, request: Request) -> Response:
+        _refuse_oversized_body(request)
         serializer = GenerationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         params = dict(serializer.validated_data)
@@ -162,6 +164,26 @@ class GenerationListCreateView(generics.GenericAPIView):
         body = GenerationSerializer(result.generation, context={"request": request}).data
         headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
         return Response(body, status=status.HTTP_201_CREATED, headers=headers)
+
+
+class RequestTooLarge(ApplicationError):
+    code = "request_too_large"
+    http_status = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+
+def _refuse_oversized_body(request: Request) -> None:
+    """Refuse a body larger than any valid create before it is read (and spooled to disk):
+    an image of IMAGE_MAX_BYTES plus room for the form fields."""
+    limit = settings.IMAGE_MAX_BYTES + 256 * 1024
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        raise RequestTooLarge(
+            f"The request is too large: images may be at most "
+            f"{settings.IMAGE_MAX_BYTES // (1024 * 1024)} MB."
+        )
 
 
 def _own_generation(request: Request, pk: UUID) -> Generation:
@@ -235,7 +257,7 @@ class GenerationCancelView(APIView):
                 )
             ],
         ),
-        **error_responses(400, 401, 429),
+        **error_responses(400, 401, 413, 429),
     },
 )
 class GenerationQuoteView(APIView):
@@ -243,6 +265,7 @@ class GenerationQuoteView(APIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def post(self, request: Request) -> Response:
+        _refuse_oversized_body(request)
         serializer = QuoteRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         options = serializer.validated_data

@@ -505,3 +505,13 @@ def test_quote_validation_errors(api, body, field):
 
 def test_quote_needs_authentication(db):
     assert APIClient().post(QUOTE, {}, format="json").status_code == 401
+
+
+def test_an_oversized_upload_is_refused_before_it_is_read(api, user, settings):
+    settings.IMAGE_MAX_BYTES = 1024
+    big = ContentFile(b"\x89PNG" + b"\x00" * 400_000, name="huge.png")
+    response = api.post(GENERATIONS, {"prompt": "x", "image": big}, format="multipart")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert not Generation.objects.exists()
+    assert _account(user) == (1000, 0)
