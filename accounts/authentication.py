@@ -42,4 +42,8 @@ class BearerTokenAuthentication(BaseAuthentication):
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:
+        # RFC 6750: say why when a token was presented and refused.
+        parts = get_authorization_header(request).split()
+        if parts and parts[0].lower() == self.keyword:
+            return 'Bearer realm="api", error="invalid_token"'
         return 'Bearer realm="api"'

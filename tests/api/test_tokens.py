@@ -16,9 +16,11 @@ from tests.factories import UserFactory
 ME = "/api/v1/me/"
 
 
-def _assert_401(response, message_part: str = "") -> None:
+def _assert_401(response, message_part: str = "", *, token_sent: bool = True) -> None:
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response["WWW-Authenticate"] == (
+        'Bearer realm="api", error="invalid_token"' if token_sent else 'Bearer realm="api"'
+    )
     error = response.json()["error"]
     assert error["code"] in ("authentication_failed", "not_authenticated")
     assert message_part.lower() in error["message"].lower()
@@ -78,7 +80,7 @@ def test_bearer_token_authenticates(api, user):
 
 
 def test_no_credentials_is_401_with_www_authenticate(db):
-    _assert_401(APIClient().get(ME), "not provided")
+    _assert_401(APIClient().get(ME), "not provided", token_sent=False)
 
 
 @pytest.mark.parametrize(
@@ -211,7 +213,7 @@ def test_a_token_cannot_manage_tokens(api, user):
 
 
 def test_token_endpoints_need_authentication(db):
-    _assert_401(APIClient().get("/api/v1/tokens/"))
+    _assert_401(APIClient().get("/api/v1/tokens/"), token_sent=False)
 
 
 def test_revoke_token(session_api, user):
