@@ -10,6 +10,8 @@ SCHEDULES = {
     # (the scheduler only ticks every 30 s), fails those past their deadline, and retries
     # submits and downloads that are due.
     "generations.sweep": {"func": "generations.tasks.sweep", "minutes": 1},
+    # Integrator callbacks whose next attempt was lost (Redis broker, crashed worker).
+    "generations.sweep_callbacks": {"func": "generations.tasks.sweep_callbacks", "minutes": 1},
 }
 
 

@@ -27,3 +27,9 @@ def sweep(token: str | None = None) -> None:
     from generations import dispatch
 
     dispatch.run_sweep(token=token)
+
+
+def sweep_callbacks() -> None:
+    from generations import callbacks
+
+    callbacks.sweep_callbacks()
