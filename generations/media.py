@@ -30,8 +30,9 @@ def _visible_generation(request: HttpRequest, pk: UUID) -> Generation:
     if viewer is None:
         raise Http404
     generation = get_object_or_404(Generation.objects.visible_to(viewer), pk=pk)
-    if generation.is_hidden and not viewer.is_staff:
-        raise Http404
+    staff = viewer.is_staff and viewer.has_perm("generations.view_generation")
+    if generation.is_hidden and not staff:
+        raise Http404  # removed by moderation: staff still see it, its owner no longer
     return generation
 
 

@@ -93,7 +93,11 @@ class BlockedTerm(models.Model):
 
 class GenerationQuerySet(models.QuerySet):
     def visible_to(self, user) -> GenerationQuerySet:
-        return self if user.is_staff else self.filter(owner=user)
+        """Everyone's for staff who may view generations (moderators, superusers);
+        otherwise one's own."""
+        if user.is_staff and user.has_perm("generations.view_generation"):
+            return self
+        return self.filter(owner=user)
 
     def in_flight(self) -> GenerationQuerySet:
         return self.filter(status__in=Generation.IN_FLIGHT)
