@@ -649,9 +649,17 @@ def apply_webhook(*, generation_id: UUID, payload: dict[str, Any]) -> str:
         return "already_final"
     request_id = str(payload.get("request_id") or "")[:100]
     if request_id and not generation.fal_request_id:
-        # The webhook beat the submit's response: adopt the request id.
-        Generation.objects.filter(pk=generation.pk, fal_request_id="").update(
-            fal_request_id=request_id
+        # The webhook beat the submit's response (or followed a submit whose outcome was
+        # unknown): adopt its job. A submit still under way will find its own job surplus.
+        Generation.objects.filter(
+            pk=generation.pk,
+            fal_request_id="",
+            status__in=(Status.PENDING, Status.SUBMITTING),
+        ).update(
+            fal_request_id=request_id,
+            status=Status.QUEUED,
+            submitted_at=timezone.now(),
+            lease_until=None,
         )
     elif request_id and request_id != generation.fal_request_id:
         logger.warning(
@@ -736,11 +744,11 @@ def sweep(*, batch: int = SWEEP_BATCH) -> SweepReport:
         elif generation.fal_video_url:
             _dispatch(generation, "finish")
             report.dispatched += 1
-        elif generation.status in (Status.PENDING, Status.SUBMITTING):
+        elif generation.fal_request_id:
+            to_poll.append(generation)
+        else:
             _dispatch(generation, "submit")
             report.dispatched += 1
-        else:
-            to_poll.append(generation)
 
     def follow(generation: Generation) -> None:
         try:

@@ -210,3 +210,23 @@ def test_malformed_generation_id_is_400(client, fal_key, queued):
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid"
+
+
+def test_webhook_of_a_job_whose_submit_had_no_answer_is_adopted_and_not_resent(
+    client, fal_key, user
+):
+    generation = services.accept(user=user, params=PARAMS).generation
+    Generation.objects.filter(pk=generation.pk).update(status="submitting", fal_submit_count=1)
+    body = json.dumps(
+        {
+            "request_id": "req-lost",
+            "status": "OK",
+            "payload": {"video": {"url": "simulated:sample.mp4"}},
+        }
+    ).encode()
+    response = post_webhook(client, generation, body, signed_headers(fal_key, body, "req-lost"))
+    assert response.status_code == 200
+    services.submit(generation_id=generation.pk)  # the resubmit that was due: nothing to do
+    generation.refresh_from_db()
+    assert (generation.status, generation.fal_request_id) == ("succeeded", "req-lost")
+    assert generation.fal_submit_count == 1
