@@ -81,7 +81,7 @@ test-quick: install
 	$(PYTEST) -x -m "not browser and not chaos and not e2e" $(PYTEST_ARGS)
 
 test-pg: install
-	$(DEV_ENV) scripts/with-postgres scripts/pytest -m "pg or e2e" $(PYTEST_ARGS)
+	$(DEV_ENV) scripts/with-postgres scripts/pytest -m "(pg or e2e) and not chaos" $(PYTEST_ARGS)
 
 test-chaos: install
 	$(DEV_ENV) scripts/with-postgres scripts/pytest -m chaos $(PYTEST_ARGS)
