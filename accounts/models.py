@@ -171,6 +171,7 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "API token"
 
     def __str__(self) -> str:
         return f"{self.name} (veo_{self.prefix}…)"
@@ -215,3 +216,6 @@ class VoucherRedemption(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["voucher", "user"], name="voucher_once_per_user"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.voucher} redeemed by {self.user}"
