@@ -27,6 +27,7 @@ from django.utils.http import urlencode
 from accounts import staff, vouchers
 from accounts.admin_reasons import ObjectActionsMixin, reason_action
 from accounts.models import ApiToken, CreditAccount, LedgerEntry, User, Voucher, VoucherRedemption
+from veoproject.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from veoproject.exceptions import ApplicationError
 
 
@@ -34,19 +35,6 @@ def _changelist_link(model, label: str, **filters) -> str:
     opts = model._meta
     url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
     return format_html('<a href="{}?{}">{}</a>', url, urlencode(filters), label)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable, never added, changed or deleted from the admin, by anybody."""
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 # --- Users ---------------------------------------------------------------------------------
@@ -415,18 +403,9 @@ class VoucherCreateForm(forms.Form):
     )
 
 
-class VoucherRedemptionInline(admin.TabularInline):
+class VoucherRedemptionInline(ReadOnlyInline):
     model = VoucherRedemption
     fields = ("user", "created_at", "entry")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Voucher)

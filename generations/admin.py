@@ -20,7 +20,6 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from accounts.admin import ReadOnlyAdmin
 from accounts.admin_reasons import ObjectActionsMixin, reason_action
 from accounts.models import LedgerEntry
 from generations import moderation, overview, pricing_history
@@ -32,6 +31,7 @@ from generations.models import (
     PricingRule,
     PricingRuleChange,
 )
+from veoproject.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from veoproject.exceptions import ApplicationError
 
 Moderation = Generation.Moderation
@@ -39,34 +39,16 @@ Moderation = Generation.Moderation
 # --- Generations ---------------------------------------------------------------------------
 
 
-class LedgerEntryInline(admin.TabularInline):
+class LedgerEntryInline(ReadOnlyInline):
     model = LedgerEntry
     fk_name = "generation"
     fields = ("created_at", "kind", "amount", "reserved_change", "balance_after", "actor", "reason")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name_plural = "ledger entries of this generation"
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class CallbackAttemptInline(admin.TabularInline):
+class CallbackAttemptInline(ReadOnlyInline):
     model = CallbackAttempt
     fields = ("attempt", "created_at", "url", "status_code", "succeeded", "error", "duration_ms")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def _hide(generation: Generation, actor, reason: str) -> bool:
@@ -355,19 +337,10 @@ class GenerationAdmin(ObjectActionsMixin, admin.ModelAdmin):
 # --- Pricing -------------------------------------------------------------------------------
 
 
-class PricingRuleChangeInline(admin.TabularInline):
+class PricingRuleChangeInline(ReadOnlyInline):
     model = PricingRuleChange
     fields = ("changed_at", "changed_by", "changes")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name_plural = "change history"
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(PricingRule)
