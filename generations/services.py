@@ -713,7 +713,10 @@ def _expire(generation: Generation) -> None:
             return
         enqueue("cancel_on_fal", generation.fal_request_id)
     elif generation.fal_video_url:
-        return  # finishing: copy failures end it themselves
+        # fal finished in time and only the copy is pending (or failed and waits for
+        # its retry): dispatch it; the copy's own failure limit ends it otherwise.
+        _dispatch(generation, "finish")
+        return
     fail(
         generation_id=generation.pk,
         code="timeout",
