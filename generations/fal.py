@@ -61,6 +61,7 @@ class FalError(ApplicationError):
     code = "upstream_error"
     http_status = 502
     default_message = "The video service failed."
+    posts = 0  # from a submit: the POSTs the client sent before it gave up
 
 
 class FalRetryable(FalError):
@@ -149,13 +150,18 @@ class FalGateway:
                 start_timeout=settings.GENERATION_DEADLINE_SECONDS,
             )
         except fal_client.FalClientHTTPError as exc:
-            raise self._http_error(exc) from exc
+            raise _with_posts(self._http_error(exc)) from exc
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            # Never reached fal (after the client's own retries): safe to try again.
-            raise FalRetryable(f"fal is unreachable: {exc.__class__.__name__}") from exc
+            # The last attempt never reached fal: safe to try again. (An earlier attempt
+            # the client retried may have, e.g. a dropped connection: see `posts`.)
+            raise _with_posts(
+                FalRetryable(f"fal is unreachable: {exc.__class__.__name__}")
+            ) from exc
         except httpx.HTTPError as exc:
-            raise FalOutcomeUnknown(
-                f"The submit to fal ended without an answer ({exc.__class__.__name__})."
+            raise _with_posts(
+                FalOutcomeUnknown(
+                    f"The submit to fal ended without an answer ({exc.__class__.__name__})."
+                )
             ) from exc
         finally:
             attempts = _local.counts.get("POST", 1)
@@ -232,6 +238,14 @@ class FalGateway:
             logger.error("event=fal_auth_failed status=%s", status_code)
             return FalRejected(f"fal refused our credentials: {message}", code="upstream_error")
         return FalRejected(message)
+
+
+def _with_posts(error: FalError) -> FalError:
+    """Record on a failed submit how many POSTs the client sent (its own retries
+    included): a dropped connection it retried may have left a job on fal."""
+    counts = getattr(_local, "counts", None) or {}
+    error.posts = counts.get("POST", 1)
+    return error
 
 
 def _is_model_error(response: httpx.Response) -> bool:

@@ -405,6 +405,9 @@ def submit(*, generation_id: UUID) -> None:
             status=Status.PENDING,
             lease_until=None,
             next_poll_at=timezone.now() + _backoff(generation.attempts),
+            # The last POST was refused (or never connected): only earlier ones the
+            # client retried (a dropped connection) may have left a job on fal.
+            fal_submit_count=F("fal_submit_count") + max(exc.posts - 1, 0),
         )
         logger.info("event=fal_submit_retry generation=%s reason=%s", generation.pk, exc)
         enqueue("sweep")  # the sweep retries it when the backoff is over
@@ -412,7 +415,7 @@ def submit(*, generation_id: UUID) -> None:
     except FalOutcomeUnknown as exc:
         Generation.objects.filter(pk=generation.pk, status=Status.SUBMITTING).update(
             lease_until=timezone.now() + UNKNOWN_OUTCOME_GRACE,
-            fal_submit_count=F("fal_submit_count") + 1,
+            fal_submit_count=F("fal_submit_count") + max(exc.posts, 1),
         )
         logger.warning("event=fal_submit_unknown generation=%s reason=%s", generation.pk, exc)
         enqueue("sweep")
