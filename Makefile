@@ -20,7 +20,7 @@ DEV_ENV := DEBUG=1 PATH="$(BIN):$$PATH"
 PYTEST := $(DEV_ENV) scripts/pytest
 TIMED := scripts/timed
 
-.PHONY: help install run test test-sqlite test-quick test-pg test-chaos lint fmt clean
+.PHONY: help install run test test-sqlite test-quick test-pg test-chaos bench lint fmt clean
 
 help:
 	@echo "make run         set up (venv, install, migrate, demo users) and serve web + worker"
@@ -28,6 +28,7 @@ help:
 	@echo "make test-quick  the fast unit tests on SQLite, stop at the first failure"
 	@echo "make test-pg     the database-sensitive tests (-m 'pg or e2e') on a throwaway PostgreSQL"
 	@echo "make test-chaos  the fault-injection suite (-m chaos) on a throwaway PostgreSQL"
+	@echo "make bench       the benchmarks of BENCHMARKS.md (locust, 1,000 in flight)"
 	@echo "make lint        ruff check + ruff format --check"
 	@echo "make fmt         ruff format + ruff check --fix"
 
@@ -58,6 +59,7 @@ test: install
 	@$(TIMED) "ruff check" $(BIN)/ruff check .
 	@$(TIMED) "tests on SQLite" $(MAKE) --no-print-directory test-sqlite
 	@$(TIMED) "database tests on PostgreSQL" $(MAKE) --no-print-directory test-pg
+	@$(TIMED) "chaos suite on PostgreSQL" $(MAKE) --no-print-directory test-chaos
 
 # The whole suite except chaos. The browser tests need Debian's chromium; they run in a
 # pytest process of their own, because Playwright's sync API leaves an asyncio loop in the
@@ -83,8 +85,17 @@ test-quick: install
 test-pg: install
 	$(DEV_ENV) scripts/with-postgres scripts/pytest -m "(pg or e2e) and not chaos" $(PYTEST_ARGS)
 
+# Two qclusters, the fake fal injecting faults, one cluster SIGKILLed: on the ORM and the
+# Redis broker (Debian's redis-server). Prints a summary table per run; ~3 minutes.
+# Size with CHAOS_GENERATIONS (default 200); see tests/chaos/harness.py.
 test-chaos: install
-	$(DEV_ENV) scripts/with-postgres scripts/pytest -m chaos $(PYTEST_ARGS)
+	$(DEV_ENV) scripts/with-postgres scripts/pytest -m chaos --show-capture=no $(PYTEST_ARGS)
+
+# Benchmarks (figures in BENCHMARKS.md): API throughput with locust against gunicorn, then
+# 1,000 generations in flight with two worker processes; each on its own PostgreSQL.
+bench: install
+	$(DEV_ENV) scripts/with-postgres python bench/api_throughput.py
+	$(DEV_ENV) scripts/with-postgres python bench/inflight.py
 
 # --- code style ---------------------------------------------------------------------------
 
