@@ -1,0 +1,276 @@
+"""API throughput and latency under gunicorn + PostgreSQL, measured with locust.
+
+    scripts/with-postgres .venv/bin/python bench/api_throughput.py [--seconds 30]
+        [--clients 20] [--workers 4] [--out bench/results/api.json]
+
+Migrates the database named by DATABASE_URL (bench settings: the project plus the
+ceiling view), creates one user + API token per client, starts gunicorn, then runs each
+scenario of bench/locustfile.py headless, one after the other on the same server:
+ceiling, create, list. Throttles and the in-flight cap are lifted through their
+environment settings (API_CREATE_RATE="", API_READ_RATE="", MAX_IN_FLIGHT_PER_USER=0).
+Prints a Markdown table (requests/s, p50, p99, failures) and the create/ceiling ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SCENARIOS = ["ceiling", "create", "list"]
+
+SETUP_USERS = """
+import json, sys
+import django
+django.setup()
+from accounts import ledger
+from accounts.models import User
+from accounts.tokens import create_token
+tokens = []
+for i in range({clients}):
+    user, _ = User.objects.get_or_create(
+        username=f"bench{{i}}", defaults={{"email": f"bench{{i}}@example.com"}}
+    )
+    ledger.grant(user=user, amount=100_000_000, reason="benchmark")
+    tokens.append(create_token(user=user, name="bench")[1])
+json.dump(tokens, sys.stdout)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_env() -> dict[str, str]:
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        sys.exit("DATABASE_URL must name a PostgreSQL database (use scripts/with-postgres)")
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.settings_bench",
+        "DEBUG": "0",
+        "SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "API_CREATE_RATE": "",
+        "API_READ_RATE": "",
+        "MAX_IN_FLIGHT_PER_USER": "0",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def run_locust(scenario: str, host: str, seconds: int, clients: int, env, workdir) -> dict:
+    prefix = os.path.join(workdir, scenario)
+    subprocess.run(
+        [
+            str(BIN / "locust"),
+            "-f",
+            str(ROOT / "bench" / "locustfile.py"),
+            "--headless",
+            "--only-summary",
+            "--reset-stats",
+            "-u",
+            str(clients),
+            "-r",
+            str(clients),
+            "-t",
+            f"{seconds}s",
+            "--host",
+            host,
+            "--tags",
+            scenario,
+            "--csv",
+            prefix,
+            "--loglevel",
+            "WARNING",
+        ],
+        env=env,
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    with open(f"{prefix}_stats.csv") as f:
+        rows = {row["Name"]: row for row in csv.DictReader(f)}
+    total = rows["Aggregated"]
+    return {
+        "scenario": scenario,
+        "requests": int(total["Request Count"]),
+        "failures": int(total["Failure Count"]),
+        "rps": float(total["Requests/s"]),
+        "p50_ms": float(total["50%"]),
+        "p99_ms": float(total["99%"]),
+        "avg_ms": float(total["Average Response Time"]),
+    }
+
+
+def start_profiler(pid: int, seconds: int, workdir: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            str(BIN / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--duration",
+            str(max(seconds - 3, 1)),
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--output",
+            os.path.join(workdir, "profile.txt"),
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def print_profile(path: str, top: int = 45) -> None:
+    """Where the gunicorn workers spend their time below DRF's dispatch: the inclusive
+    share of samples per function (collapsed stacks from py-spy --format raw)."""
+    inclusive: dict[str, int] = {}
+    total = idle = 0
+    with open(path) as f:
+        for line in f:
+            stack, _, count = line.rstrip().rpartition(" ")
+            frames = [
+                fr.split(" (")[0] + " (" + fr.split(" (")[-1].split(":")[0] + ")"
+                for fr in stack.split(";")
+            ]
+            total += int(count)
+            names = [n for n in frames if n.startswith("APIView.dispatch")]
+            if not names:
+                idle += int(count)  # waiting for a connection, gunicorn itself
+                continue
+            below = frames[frames.index(names[0]) :]
+            for name in dict.fromkeys(below):
+                inclusive[name] = inclusive.get(name, 0) + int(count)
+    print(f"\npy-spy: {total} samples of the gunicorn workers, {idle} outside DRF's dispatch")
+    for name, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {100 * count / total:5.1f}%  {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--out", help="write the results as JSON here too")
+    parser.add_argument(
+        "--profile",
+        choices=SCENARIOS,
+        help="also sample the gunicorn workers with py-spy during this scenario and print "
+        "the functions where they spend their time (py-spy must be installed)",
+    )
+    args = parser.parse_args()
+    env = bench_env()
+    python = sys.executable
+    manage = [python, str(ROOT / "manage.py")]
+    # The project's migrations first, then the bench table (an app without migrations).
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True)
+    subprocess.run([*manage, "migrate", "--run-syncdb", "-v", "0"], env=env, check=True)
+    subprocess.run([*manage, "createcachetable"], env=env, check=True)
+    setup = subprocess.run(
+        [python, "-c", SETUP_USERS.format(clients=args.clients)],
+        env=env, capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    if setup.returncode:
+        sys.exit(f"creating the users failed:\n{setup.stderr}")
+    tokens = setup.stdout
+    workdir = tempfile.mkdtemp(prefix="veo-bench-")
+    tokens_file = os.path.join(workdir, "tokens.json")
+    Path(tokens_file).write_text(tokens)
+    env["BENCH_TOKENS"] = tokens_file
+
+    port = free_port()
+    host = f"http://127.0.0.1:{port}"
+    log = open(os.path.join(workdir, "gunicorn.log"), "wb")  # noqa: SIM115
+    server = subprocess.Popen(
+        [
+            str(BIN / "gunicorn"),
+            "veoproject.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--worker-class",
+            "sync",
+            "--keep-alive",
+            "5",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{host}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                sys.exit(f"gunicorn did not come up; see {log.name}")
+            time.sleep(0.2)
+        # Warm every worker up (imports, connections) before measuring.
+        run_locust("ceiling", host, 5, args.clients, env, workdir)
+        results = []
+        for scenario in SCENARIOS:
+            profiler = None
+            if scenario == args.profile:
+                profiler = start_profiler(server.pid, args.seconds, workdir)
+            results.append(run_locust(scenario, host, args.seconds, args.clients, env, workdir))
+            if profiler is not None:
+                profiler.wait(timeout=60)
+                print_profile(os.path.join(workdir, "profile.txt"))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+    by = {r["scenario"]: r for r in results}
+    print(
+        f"\n{args.clients} clients, {args.seconds} s per scenario, "
+        f"gunicorn {args.workers} sync workers"
+    )
+    print("| scenario | requests | failures | req/s | p50 ms | p99 ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    names = {
+        "ceiling": "POST /api/bench/insert/ (ceiling)",
+        "create": "POST /api/v1/generations/",
+        "list": "GET /api/v1/generations/",
+    }
+    for r in results:
+        print(
+            f"| {names[r['scenario']]} | {r['requests']} | {r['failures']} | "
+            f"{r['rps']:.0f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} |"
+        )
+    ceiling = by["ceiling"]["rps"]
+    print(
+        f"\ncreate / ceiling = {by['create']['rps'] / ceiling:.2f}; "
+        f"list / ceiling = {by['list']['rps'] / ceiling:.2f}"
+    )
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
