@@ -18,8 +18,8 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, Sum
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, OuterRef, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -38,6 +38,32 @@ class LedgerError(ApplicationError):
     code = "ledger_error"
 
 
+def _apply(
+    *, user_id: int, amount: int, reserved_change: int, needed: int
+) -> tuple[int, int, int] | None:
+    """Move the cached numbers in one round trip (UPDATE ... RETURNING, which PostgreSQL
+    and SQLite >= 3.35 both speak): (account id, balance, reserved) afterwards, or None
+    if `needed` more credits are not available. The UPDATE takes the row lock and
+    re-checks its condition, so concurrent movements never overdraw."""
+    table = connection.ops.quote_name(CreditAccount._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET balance = balance + %s, reserved = reserved + %s, "
+        "updated_at = %s WHERE user_id = %s"
+    )
+    params = [
+        amount,
+        reserved_change,
+        connection.ops.adapt_datetimefield_value(timezone.now()),
+        user_id,
+    ]
+    if needed > 0:
+        sql += " AND balance - reserved >= %s"
+        params.append(needed)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " RETURNING id, balance, reserved", params)
+        return cursor.fetchone()
+
+
 def _post(
     *,
     user_id: int,
@@ -45,38 +71,35 @@ def _post(
     amount: int,
     reserved_change: int,
     idempotency_key: str,
-    require_available: int = 0,
     generation: Generation | None = None,
     voucher: Voucher | None = None,
     actor: User | None = None,
     reason: str = "",
 ) -> LedgerEntry:
-    """Apply one movement; `require_available` is what must stay available afterwards
-    (the condition of the UPDATE), so that no path can overdraw an account."""
-    existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return existing
+    """Apply one movement and record it, or return the entry already recorded under
+    `idempotency_key`. No path can leave less than zero available: the UPDATE's condition
+    (and the CHECK constraints behind it) refuse it."""
+    # available after = balance + amount - (reserved + reserved_change) >= 0
+    needed = reserved_change - amount
     try:
         with transaction.atomic():
-            # available after = balance + amount - (reserved + reserved_change) >= 0
-            needed = reserved_change - amount
-            condition = Q(balance__gte=F("reserved") + needed) if needed > 0 else Q()
-            updated = CreditAccount.objects.filter(Q(user_id=user_id) & condition).update(
-                balance=F("balance") + amount,
-                reserved=F("reserved") + reserved_change,
-                updated_at=timezone.now(),
+            applied = _apply(
+                user_id=user_id, amount=amount, reserved_change=reserved_change, needed=needed
             )
-            if not updated:
+            if applied is None:
+                existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+                if existing is not None:  # done before: a repeat, not a shortfall
+                    return existing
                 account = CreditAccount.objects.get(user_id=user_id)
                 raise InsufficientCredits(required=needed, available=account.available)
-            account = CreditAccount.objects.get(user_id=user_id)
+            account_id, balance, reserved = applied
             return LedgerEntry.objects.create(
-                account=account,
+                account_id=account_id,
                 kind=kind,
                 amount=amount,
                 reserved_change=reserved_change,
-                balance_after=account.balance,
-                reserved_after=account.reserved,
+                balance_after=balance,
+                reserved_after=reserved,
                 generation=generation,
                 voucher=voucher,
                 actor=actor,
@@ -84,7 +107,8 @@ def _post(
                 idempotency_key=idempotency_key,
             )
     except IntegrityError:
-        # Lost a race for the same key (or the same settlement): the winner's entry stands.
+        # The key was used before, or a race for it (or for the same settlement) was lost:
+        # the savepoint undid this movement and the first entry stands.
         existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return existing

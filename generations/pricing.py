@@ -52,22 +52,32 @@ def duration_seconds(duration: str) -> int:
     return int(duration.rstrip("s"))
 
 
+Rates = dict[tuple[str, bool], int]
+
+
+def active_rates(endpoint: str | None = None) -> Rates:
+    """{(resolution, generate_audio): credits per second} of the active rules, in one query.
+    Pass it to `quote` and `orderable_resolutions` to price and validate from one read."""
+    rows = PricingRule.objects.filter(
+        endpoint=endpoint or settings.FAL_ENDPOINT, active=True
+    ).values_list("resolution", "generate_audio", "credits_per_second")
+    return {(resolution, audio): rate for resolution, audio, rate in rows}
+
+
 def quote(
-    *, duration: str, resolution: str, generate_audio: bool, endpoint: str | None = None
+    *,
+    duration: str,
+    resolution: str,
+    generate_audio: bool,
+    endpoint: str | None = None,
+    rates: Rates | None = None,
 ) -> Quote:
     """Price a video from the active pricing rules. PricingError if none matches."""
     endpoint = endpoint or settings.FAL_ENDPOINT
     seconds = duration_seconds(duration)
-    rate = (
-        PricingRule.objects.filter(
-            endpoint=endpoint,
-            resolution=resolution,
-            generate_audio=bool(generate_audio),
-            active=True,
-        )
-        .values_list("credits_per_second", flat=True)
-        .first()
-    )
+    if rates is None:
+        rates = active_rates(endpoint)
+    rate = rates.get((resolution, bool(generate_audio)))
     if rate is None:
         raise PricingError(
             f"{resolution} is not available" + (" with audio." if generate_audio else "."),
@@ -83,14 +93,12 @@ def quote(
     )
 
 
-def orderable_resolutions(endpoint: str | None = None) -> list[str]:
+def orderable_resolutions(endpoint: str | None = None, *, rates: Rates | None = None) -> list[str]:
     """Resolutions with an active price, in the order of the Resolution choices."""
-    active = set(
-        PricingRule.objects.filter(endpoint=endpoint or settings.FAL_ENDPOINT, active=True)
-        .values_list("resolution", flat=True)
-        .distinct()
-    )
-    return [r for r in Resolution.values if r in active]
+    if rates is None:
+        rates = active_rates(endpoint)
+    priced = {resolution for resolution, _ in rates}
+    return [r for r in Resolution.values if r in priced]
 
 
 def ensure_default_rules(endpoint: str | None = None) -> None:

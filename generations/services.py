@@ -130,7 +130,8 @@ def accept(
     one transaction. With an Idempotency-Key, the same request again returns the first
     generation (`replayed=True`); a different request with that key is refused."""
     idempotency_key = _check_idempotency_key(idempotency_key)
-    clean: GenerationParams = validate_params(params=params, image_file=image_file)
+    rates = pricing.active_rates()
+    clean: GenerationParams = validate_params(params=params, image_file=image_file, rates=rates)
     fingerprint = clean.fingerprint(_image_digest(image_file))
     if idempotency_key:
         earlier = _replay(user=user, idempotency_key=idempotency_key, fingerprint=fingerprint)
@@ -145,7 +146,10 @@ def accept(
             fields={"prompt": ["This prompt contains a term that is not allowed."]},
         )
     quote = pricing.quote(
-        duration=clean.duration, resolution=clean.resolution, generate_audio=clean.generate_audio
+        duration=clean.duration,
+        resolution=clean.resolution,
+        generate_audio=clean.generate_audio,
+        rates=rates,
     )
     now = timezone.now()
     generation = Generation(
@@ -166,9 +170,6 @@ def accept(
     )
     try:
         with transaction.atomic():
-            # Serialise this user's accepts, so the in-flight cap holds under concurrency
-            # (a row lock on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises).
-            CreditAccount.objects.select_for_update().filter(user=user).first()
             _check_in_flight_cap(user)
             if image_file is not None:
                 generation.image.save(image_file.name or "image", image_file, save=False)
@@ -196,7 +197,12 @@ def accept(
 
 def _check_in_flight_cap(user: User) -> None:
     cap = settings.MAX_IN_FLIGHT_PER_USER
-    if cap and Generation.objects.filter(owner=user).in_flight().count() >= cap:
+    if not cap:
+        return
+    # Serialise this user's accepts, so the cap holds under concurrency (a row lock on
+    # PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers).
+    CreditAccount.objects.select_for_update().filter(user=user).first()
+    if Generation.objects.filter(owner=user).in_flight().count() >= cap:
         raise LimitExceeded(
             f"You have {cap} generations in progress; wait for one to finish.",
             retry_after=15,

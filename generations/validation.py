@@ -21,7 +21,7 @@ from django.core.validators import URLValidator
 from PIL import Image, UnidentifiedImageError
 
 from generations.models import AspectRatio, Duration
-from generations.pricing import orderable_resolutions
+from generations.pricing import Rates, orderable_resolutions
 from veoproject.exceptions import ValidationFailed
 
 ALLOWED_IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
@@ -123,7 +123,10 @@ def _check_choice(value: Any, choices: list[str], label: str) -> str:
 
 
 def validate_params(
-    *, params: dict[str, Any], image_file: UploadedFile | None = None
+    *,
+    params: dict[str, Any],
+    image_file: UploadedFile | None = None,
+    rates: Rates | None = None,
 ) -> GenerationParams:
     """All field errors at once, as ValidationFailed(fields=...); defaults as fal's schema."""
     errors: dict[str, list[str]] = {}
@@ -169,7 +172,7 @@ def validate_params(
         "resolution",
         _check_choice,
         params.get("resolution") or "720p",
-        orderable_resolutions(),
+        orderable_resolutions(rates=rates),
         "resolution",
     )
     audio = params.get("generate_audio", True)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from generations.fal import reset_gateway
+from generations.fal_webhooks import key_cache
 from generations.pricing import ensure_default_rules
 from tests.e2e.fixtures import start_worker  # noqa: F401
 from tests.factories import UserFactory
@@ -36,6 +38,17 @@ def _default_pricing_rules(request):
     request.getfixturevalue("django_db_setup")
     with request.getfixturevalue("django_db_blocker").unblock():
         ensure_default_rules()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fal_gateway():
+    """The gateway is one per process and follows the settings at its creation: each test
+    gets the one its own settings ask for (simulated unless FAL_KEY), and fresh keys."""
+    reset_gateway()
+    key_cache.clear()
+    yield
+    reset_gateway()
+    key_cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -6,20 +6,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from generations.fal import reset_gateway
-from generations.fal_webhooks import key_cache
-
 
 @pytest.fixture(autouse=True)
-def _fresh_gateway(settings):
-    """Each test gets the gateway its settings ask for (simulated unless FAL_KEY)."""
+def _instant_simulated_fal(settings):
+    """The simulated backend finishes at once (the gateway is made fresh per test)."""
     settings.FAL_SIMULATED_QUEUE_SECONDS = 0
     settings.FAL_SIMULATED_RUN_SECONDS = 0
-    reset_gateway()
-    key_cache.clear()
-    yield
-    reset_gateway()
-    key_cache.clear()
 
 
 def image_upload(
