@@ -75,14 +75,19 @@ def _post(
     voucher: Voucher | None = None,
     actor: User | None = None,
     reason: str = "",
+    savepoint: bool = True,
 ) -> LedgerEntry:
     """Apply one movement and record it, or return the entry already recorded under
     `idempotency_key`. No path can leave less than zero available: the UPDATE's condition
-    (and the CHECK constraints behind it) refuse it."""
+    (and the CHECK constraints behind it) refuse it.
+
+    `savepoint=False` saves two round trips for a caller whose own transaction makes the
+    movement and its entry one unit: a clash then raises IntegrityError to that caller
+    (its transaction is broken), instead of returning the earlier entry."""
     # available after = balance + amount - (reserved + reserved_change) >= 0
     needed = reserved_change - amount
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             applied = _apply(
                 user_id=user_id, amount=amount, reserved_change=reserved_change, needed=needed
             )
@@ -107,6 +112,8 @@ def _post(
                 idempotency_key=idempotency_key,
             )
     except IntegrityError:
+        if not savepoint and transaction.get_connection().in_atomic_block:
+            raise
         # The key was used before, or a race for it (or for the same settlement) was lost:
         # the savepoint undid this movement and the first entry stands.
         existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
@@ -171,9 +178,11 @@ def adjust(
     )
 
 
-def hold(*, generation: Generation) -> LedgerEntry:
-    """Reserve the generation's frozen cost; InsufficientCredits if not available."""
+def hold(*, generation: Generation, savepoint: bool = True) -> LedgerEntry:
+    """Reserve the generation's frozen cost; InsufficientCredits if not available.
+    `savepoint=False`: see `_post` (accept holds a generation it has just created)."""
     return _post(
+        savepoint=savepoint,
         user_id=generation.owner_id,
         kind=Kind.HOLD,
         amount=0,

@@ -174,7 +174,8 @@ def accept(
             if image_file is not None:
                 generation.image.save(image_file.name or "image", image_file, save=False)
             generation.save(force_insert=True)
-            ledger.hold(generation=generation)
+            # A brand-new generation cannot clash with an earlier hold: no savepoint.
+            ledger.hold(generation=generation, savepoint=False)
             transaction.on_commit(lambda: enqueue("submit", generation.pk))
     except IntegrityError:
         _delete_file(generation.image)
