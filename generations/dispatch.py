@@ -30,6 +30,8 @@ TASKS = {
     "cancel_on_fal": "generations.tasks.cancel_on_fal",
     "sweep": "generations.tasks.sweep",
 }
+# A dispatched task should have started by then; past it, the sweep dispatches again.
+DISPATCH_GRACE = timedelta(seconds=30)
 SWEEP_LEASE = "generations.sweep"
 SWEEP_LEASE_SECONDS = 30  # longer than one sweep pass, its pause and the enqueue gap
 SWEEP_MIN_PAUSE_SECONDS = 0.5  # between passes while work is in flight...

@@ -1,0 +1,105 @@
+"""Final states and the money that goes with them: succeed (capture), fail and cancel
+(release), each a conditional UPDATE from the in-flight statuses."""
+
+from __future__ import annotations
+
+import logging
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import ledger
+from accounts.models import User
+from generations.dispatch import enqueue
+from generations.models import Generation
+from veoproject.exceptions import (
+    InvalidTransition,
+)
+
+logger = logging.getLogger(__name__)
+
+Status = Generation.Status
+
+
+def _finalize(pk: UUID, from_statuses, **fields) -> bool:
+    """Move to a final status if the generation is still in one of `from_statuses`."""
+    return bool(
+        Generation.objects.filter(pk=pk, status__in=from_statuses).update(
+            completed_at=timezone.now(), lease_until=None, next_poll_at=None, **fields
+        )
+    )
+
+
+def _after_final(generation: Generation) -> None:
+    if generation.callback_url:
+        from generations.callbacks import enqueue_callback
+
+        transaction.on_commit(lambda: enqueue_callback(generation=generation))
+
+
+def fail(*, generation_id: UUID, code: str, message: str) -> bool:
+    """Fail an in-flight generation and release its hold. False if it already ended."""
+    with transaction.atomic():
+        if not _finalize(
+            generation_id,
+            Generation.IN_FLIGHT,
+            status=Status.FAILED,
+            error_code=code[:40],
+            error_message=message[:2000],
+        ):
+            return False
+        generation = Generation.objects.get(pk=generation_id)
+        ledger.release(generation=generation, reason=code)
+        _after_final(generation)
+    logger.info("event=generation_failed generation=%s code=%s", generation_id, code)
+    return True
+
+
+def _succeed(*, generation: Generation, video_name: str, video_bytes: int) -> bool:
+    with transaction.atomic():
+        if not _finalize(
+            generation.pk,
+            Generation.IN_FLIGHT,
+            status=Status.SUCCEEDED,
+            video=video_name,
+            video_bytes=video_bytes,
+            error_code="",
+            error_message="",
+            fal_queue_position=None,
+        ):
+            return False
+        generation.refresh_from_db()
+        ledger.capture(generation=generation)
+        _after_final(generation)
+    logger.info("event=generation_succeeded generation=%s", generation.pk)
+    return True
+
+
+CANCELABLE = (Status.PENDING, Status.SUBMITTING, Status.QUEUED)
+
+
+def cancel(*, generation: Generation, actor: User | None = None) -> Generation:
+    """Cancel a generation that fal has not started rendering; its hold is released at
+    once. A job already on fal's queue is canceled there too (after commit)."""
+    by = "staff" if actor is not None and actor.pk != generation.owner_id else "you"
+    message = "Canceled by staff." if by == "staff" else "Canceled at your request."
+    with transaction.atomic():
+        changed = _finalize(
+            generation.pk,
+            CANCELABLE,
+            status=Status.CANCELED,
+            error_code="canceled",
+            error_message=message,
+        )
+        if not changed:
+            generation.refresh_from_db()
+            raise InvalidTransition(f"A {generation.public_status} generation cannot be canceled.")
+        generation.refresh_from_db()
+        ledger.release(generation=generation, reason="canceled")
+        if generation.fal_request_id:
+            request_id = generation.fal_request_id
+            transaction.on_commit(lambda: enqueue("cancel_on_fal", request_id))
+        _after_final(generation)
+    logger.info("event=generation_canceled generation=%s by=%s", generation.pk, by)
+    return generation
