@@ -7,19 +7,17 @@ conditional UPDATEs under READ COMMITTED), where they matter most.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from io import StringIO
-from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.db import close_old_connections, connection, connections
+from django.db import connection
 
 from accounts import ledger
 from accounts.models import CreditAccount, LedgerEntry
 from tests.factories import GenerationFactory, UserFactory
+from tests.races import race
 from veoproject.exceptions import InsufficientCredits
 
 Kind = LedgerEntry.Kind
@@ -34,31 +32,6 @@ def _shared_database():
             "These tests need a database that threads share: settings_test uses a SQLite "
             "file for tests when DATABASE_URL is unset; do not override it with :memory:."
         )
-
-
-def race(count: int, action: Callable[[int], Any]) -> list[tuple[str, Any]]:
-    """Run action(0..count-1) in `count` threads released at the same instant. Returns
-    ("ok", result) or ("error", exception) per thread, in thread order."""
-    barrier = threading.Barrier(count)
-    results: list[tuple[str, Any]] = [("missing", None)] * count
-
-    def run(index: int) -> None:
-        try:
-            close_old_connections()
-            barrier.wait(timeout=30)
-            results[index] = ("ok", action(index))
-        except BaseException as exc:
-            results[index] = ("error", exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
-    return results
 
 
 def assert_ledger_consistent() -> None:

@@ -6,40 +6,14 @@ the conditional UPDATE and the unique constraints decide the races.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import close_old_connections, connections
 
 from accounts import ledger, vouchers
 from accounts.models import LedgerEntry, Voucher, VoucherRedemption
 from tests.factories import UserFactory
+from tests.races import race
 
 pytestmark = [pytest.mark.pg, pytest.mark.django_db(transaction=True)]
-
-
-def race(count: int, action) -> list:
-    """Run action(i) in `count` threads released together; each result or exception."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            close_old_connections()
-            barrier.wait(timeout=30)
-            results[index] = action(index)
-        except BaseException as exc:
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a racing thread hung"
-    return results
 
 
 def test_20_users_race_for_a_5_use_voucher_and_exactly_5_win():
@@ -47,7 +21,9 @@ def test_20_users_race_for_a_5_use_voucher_and_exactly_5_win():
     [voucher] = vouchers.create_vouchers(amount=100, actor=staff, max_uses=5)
     users = [UserFactory() for _ in range(20)]
 
-    results = race(20, lambda i: vouchers.redeem(user=users[i], code=voucher.code))
+    results = [
+        value for _, value in race(20, lambda i: vouchers.redeem(user=users[i], code=voucher.code))
+    ]
 
     won = [r for r in results if isinstance(r, vouchers.Redemption)]
     lost = [r for r in results if isinstance(r, vouchers.VoucherUsedUp)]
@@ -64,7 +40,9 @@ def test_one_user_racing_a_voucher_is_credited_once():
     [voucher] = vouchers.create_vouchers(amount=100, actor=staff, max_uses=50)
     user = UserFactory()
 
-    results = race(10, lambda i: vouchers.redeem(user=user, code=voucher.code))
+    results = [
+        value for _, value in race(10, lambda i: vouchers.redeem(user=user, code=voucher.code))
+    ]
 
     won = [r for r in results if isinstance(r, vouchers.Redemption)]
     assert len(won) == 1, results
