@@ -47,9 +47,7 @@ class QueueAPI:
     _video: bytes
     _wall_offset: float  # time.time() - time.monotonic() at start-up
 
-    @property
-    def base_url(self) -> str:
-        raise NotImplementedError
+    base_url: str  # provided by FakeFal (https://127.0.0.1:PORT)
 
     # ------------------------------------------------------------------ queue routes
 
