@@ -21,7 +21,7 @@ is overdue by `SWEEP_GRACE` with no schedule pending for it. The attempt claim k
 from ever sending an attempt twice.
 
 Server-side request forgery: callback URLs may not point at loopback, private, link-local
-or otherwise non-global addresses (unless `CALLBACKS_ALLOW_PRIVATE`). This is checked at
+or otherwise non-global addresses (unless `PRIVATE_URLS_ALLOWED`). This is checked at
 accept time and again at send time, where the connection goes to the very address that
 was checked (Host header and TLS SNI keep the name), so DNS rebinding gains nothing.
 """
@@ -88,7 +88,7 @@ def check_callback_url(url: str, *, resolve: bool) -> list[str]:
         raise CallbackUrlRefused("Enter a valid http or https URL.") from None
     if parts.scheme not in ("http", "https") or not parts.host:
         raise CallbackUrlRefused("Enter a valid http or https URL.")
-    if settings.CALLBACKS_ALLOW_PRIVATE:
+    if settings.PRIVATE_URLS_ALLOWED:
         return []
     host = parts.host
     try:

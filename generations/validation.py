@@ -190,7 +190,7 @@ def validate_params(
                 check_public_url,
                 callback_url.strip(),
                 schemes=("https", "http"),
-                allow_private=settings.CALLBACKS_ALLOW_PRIVATE,
+                allow_private=settings.PRIVATE_URLS_ALLOWED,
             )
     else:
         clean["callback_url"] = ""

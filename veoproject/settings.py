@@ -212,9 +212,18 @@ API_CREATE_RATE = env.str("API_CREATE_RATE", default="30/min").strip() or None
 API_READ_RATE = env.str("API_READ_RATE", default="600/min").strip() or None
 MAX_IN_FLIGHT_PER_USER = _optional_int("MAX_IN_FLIGHT_PER_USER", 5)
 
-# fal.ai. Without FAL_KEY a simulated backend stands in (a banner says so).
-FAL_KEY = env.str("FAL_KEY", default="")
-FAL_SIMULATED = not FAL_KEY
+# fal.ai. Credentials as fal-client takes them: FAL_KEY, or FAL_KEY_ID + FAL_KEY_SECRET.
+# Without them a simulated backend stands in (a banner says so), but only where it cannot
+# fool anyone: with DEBUG on, or when FAL_SIMULATED=1 says so explicitly (see
+# veoproject/checks.py: the web and the worker refuse to start otherwise).
+FAL_KEY_ID = env.str("FAL_KEY_ID", default="")
+FAL_KEY_SECRET = env.str("FAL_KEY_SECRET", default="")
+FAL_KEY = env.str("FAL_KEY", default="") or (
+    f"{FAL_KEY_ID}:{FAL_KEY_SECRET}" if FAL_KEY_ID and FAL_KEY_SECRET else ""
+)
+# FAL_SIMULATED=1 asks for the simulator explicitly (required with DEBUG off and no key).
+FAL_SIMULATED_REQUESTED = env.bool("FAL_SIMULATED", default=False)
+FAL_SIMULATED = FAL_SIMULATED_REQUESTED or not FAL_KEY
 FAL_ENDPOINT = "fal-ai/veo3.1/image-to-video"
 FAL_SIMULATED_QUEUE_SECONDS = env.float("FAL_SIMULATED_QUEUE_SECONDS", default=3.0)
 FAL_SIMULATED_RUN_SECONDS = env.float("FAL_SIMULATED_RUN_SECONDS", default=8.0)
@@ -222,6 +231,16 @@ FAL_WEBHOOK_JWKS_URL = env.str(
     "FAL_WEBHOOK_JWKS_URL", default="https://rest.fal.ai/.well-known/jwks.json"
 )
 FAL_WEBHOOK_TOLERANCE_SECONDS = 300
+# When set, webhooks signed for any other fal user id are refused (fal signs every
+# customer's webhooks with the same keys). The first verified webhook logs the id it carried.
+FAL_WEBHOOK_USER_ID = env.str("FAL_WEBHOOK_USER_ID", default="")
+# The only hosts a finished video is copied from (fal's CDN); a host matches itself and its
+# subdomains.
+FAL_MEDIA_HOSTS = [
+    host.strip().lower().rstrip(".")
+    for host in env.list("FAL_MEDIA_HOSTS", default=["fal.media", "fal.run", "fal.ai"])
+    if host.strip()
+]
 # Short per-call timeouts: fal-client would otherwise wait 120 s per attempt.
 FAL_HTTP_TIMEOUT = env.float("FAL_HTTP_TIMEOUT", default=15.0)
 # A generation with no final answer after this long is reconciled and failed.
@@ -230,8 +249,11 @@ VIDEO_MAX_BYTES = env.int("VIDEO_MAX_BYTES", default=200 * 1024 * 1024)
 IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=10 * 1024 * 1024)
 IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=40_000_000)
 PROMPT_MAX_CHARS = 2500
-# Callbacks to loopback/private addresses are refused unless this is on (tests).
-CALLBACKS_ALLOW_PRIVATE = env.bool("CALLBACKS_ALLOW_PRIVATE", default=False)
+# Fetches and callbacks to loopback/private/reserved addresses are refused unless this is
+# on (tests and closed networks). One rule for all: veoproject/public_urls.py.
+PRIVATE_URLS_ALLOWED = env.bool("PRIVATE_URLS_ALLOWED", default=False)
+# /api/schema/ and /api/docs/ for anonymous visitors (a public API documents itself).
+API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=True)
 
 # --- REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {

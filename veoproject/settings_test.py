@@ -27,7 +27,7 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # Unit tests run tasks inline; end-to-end tests start real qcluster processes with
 # veoproject.settings instead.
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
-CALLBACKS_ALLOW_PRIVATE = True
+PRIVATE_URLS_ALLOWED = True
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

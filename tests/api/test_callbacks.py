@@ -240,7 +240,7 @@ def test_delivery_gives_up_after_the_last_attempt(finished, receiver):
 
 
 def test_private_callback_urls_are_refused_at_send_time(finished, receiver, settings):
-    settings.CALLBACKS_ALLOW_PRIVATE = False
+    settings.PRIVATE_URLS_ALLOWED = False
     assert callbacks.deliver_callback(str(finished.pk), 1) == "gave_up"
     assert receiver.requests == []
     attempt = CallbackAttempt.objects.get(generation=finished)
@@ -252,7 +252,7 @@ def test_a_name_that_resolves_to_a_private_address_is_refused(
     finished, receiver, settings, monkeypatch
 ):
     """DNS rebinding: the name was public at accept time, now it points inside."""
-    settings.CALLBACKS_ALLOW_PRIVATE = False
+    settings.PRIVATE_URLS_ALLOWED = False
     Generation.objects.filter(pk=finished.pk).update(callback_url="https://hooks.example.com/cb")
 
     def rebound(host, port, *args, **kwargs):
@@ -285,13 +285,13 @@ def test_a_name_that_resolves_to_a_private_address_is_refused(
     ],
 )
 def test_check_callback_url_refuses(url, settings):
-    settings.CALLBACKS_ALLOW_PRIVATE = False
+    settings.PRIVATE_URLS_ALLOWED = False
     with pytest.raises(callbacks.CallbackUrlRefused):
         callbacks.check_callback_url(url, resolve=True)
 
 
 def test_check_callback_url_pins_public_addresses(settings, monkeypatch):
-    settings.CALLBACKS_ALLOW_PRIVATE = False
+    settings.PRIVATE_URLS_ALLOWED = False
     assert callbacks.check_callback_url("https://93.184.216.34/x", resolve=True) == [
         "93.184.216.34"
     ]
@@ -310,7 +310,7 @@ def test_check_callback_url_pins_public_addresses(settings, monkeypatch):
 
 
 def test_an_unresolvable_callback_host_is_refused_at_accept(api, valid_body, settings, monkeypatch):
-    settings.CALLBACKS_ALLOW_PRIVATE = False
+    settings.PRIVATE_URLS_ALLOWED = False
 
     def fails(*args, **kwargs):
         raise socket.gaierror(-2, "Name or service not known")

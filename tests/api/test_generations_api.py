@@ -173,7 +173,7 @@ def test_create_rejects_a_small_image(api, valid_body):
     ],
 )
 def test_create_refuses_private_callback_urls(api, valid_body, settings, callback_url):
-    settings.CALLBACKS_ALLOW_PRIVATE = False
+    settings.PRIVATE_URLS_ALLOWED = False
     response = api.post(GENERATIONS, {**valid_body, "callback_url": callback_url}, format="json")
     assert response.status_code == 400
     assert "callback_url" in response.json()["error"]["fields"]
