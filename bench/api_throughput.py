@@ -67,6 +67,7 @@ def bench_env() -> dict[str, str]:
         "API_CREATE_RATE": "",
         "API_READ_RATE": "",
         "MAX_IN_FLIGHT_PER_USER": "0",
+        "FAL_SIMULATED": "1",  # accept-path benchmark: nothing is sent to fal
         "PYTHONPATH": str(ROOT),
     }
 

@@ -295,3 +295,46 @@ class WorkerLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or 'nobody'} until {self.expires_at}"
+
+
+class FalAccount(models.Model):
+    """What we know about our own fal account (one row, pk=1): whether dispatch is paused
+    because fal refuses our submits (account locked, billing), and whether our credentials
+    are failing on polls. Staff see the raw causes; users only that videos are delayed."""
+
+    class PauseReason(models.TextChoices):
+        NONE = "", "Not paused"
+        ACCOUNT_LOCKED = "account_locked", "fal locked the account"
+        CREDENTIALS = "credentials", "fal refused our credentials"
+        STAFF = "staff", "Paused by staff"
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    dispatch_paused = models.BooleanField(default=False)
+    pause_reason = models.CharField(
+        max_length=20, choices=PauseReason.choices, blank=True, default=""
+    )
+    pause_message = models.TextField(blank=True, help_text="fal's own words (staff only).")
+    paused_at = models.DateTimeField(null=True, blank=True)
+    next_probe_at = models.DateTimeField(null=True, blank=True)
+    credentials_failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="Since when fal answers 401/403 to our polls."
+    )
+    credentials_message = models.TextField(blank=True)
+    webhook_user_id_seen = models.CharField(
+        max_length=100, blank=True, help_text="The fal user id the first verified webhook carried."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "fal account"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="fal_account_singleton"),
+        ]
+
+    def __str__(self) -> str:
+        return "fal account (dispatch paused)" if self.dispatch_paused else "fal account"
+
+    @classmethod
+    def load(cls) -> FalAccount:
+        account, _ = cls.objects.get_or_create(pk=1)
+        return account

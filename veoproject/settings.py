@@ -224,6 +224,12 @@ FAL_KEY = env.str("FAL_KEY", default="") or (
 # FAL_SIMULATED=1 asks for the simulator explicitly (required with DEBUG off and no key).
 FAL_SIMULATED_REQUESTED = env.bool("FAL_SIMULATED", default=False)
 FAL_SIMULATED = FAL_SIMULATED_REQUESTED or not FAL_KEY
+if not DEBUG and not FAL_KEY and not FAL_SIMULATED_REQUESTED:
+    # A production site must never charge real users credits for the sample clip.
+    raise ImproperlyConfigured(
+        "No fal credentials: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET), or set "
+        "FAL_SIMULATED=1 to run the simulated backend on purpose."
+    )
 FAL_ENDPOINT = "fal-ai/veo3.1/image-to-video"
 FAL_SIMULATED_QUEUE_SECONDS = env.float("FAL_SIMULATED_QUEUE_SECONDS", default=3.0)
 FAL_SIMULATED_RUN_SECONDS = env.float("FAL_SIMULATED_RUN_SECONDS", default=8.0)
