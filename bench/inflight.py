@@ -135,6 +135,8 @@ def main() -> None:
         "FAL_QUEUE_RUN_HOST": fal.host,
         "SSL_CERT_FILE": fal.ca_pem_path,
         "FAL_WEBHOOK_JWKS_URL": f"{fal.base_url}/.well-known/jwks.json",
+        "FAL_MEDIA_HOSTS": "127.0.0.1",  # the fake serves its videos itself
+        "PRIVATE_URLS_ALLOWED": "1",
         "Q_WORKERS": str(args.q_workers),
         "LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),

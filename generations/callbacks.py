@@ -21,20 +21,36 @@ is overdue by `SWEEP_GRACE` with no schedule pending for it. The attempt claim k
 from ever sending an attempt twice.
 
 Server-side request forgery: callback URLs may not point at loopback, private, link-local
-or otherwise non-global addresses (unless `PRIVATE_URLS_ALLOWED`). This is checked at
-accept time and again at send time, where the connection goes to the very address that
-was checked (Host header and TLS SNI keep the name), so DNS rebinding gains nothing.
+or otherwise non-public addresses (unless `PRIVATE_URLS_ALLOWED`): the one rule and the one
+fetch in `veoproject/public_urls.py`. The URL is checked at accept time and again at each
+connect, where the connection goes to the very address that was checked (Host header and
+TLS SNI keep the name), so DNS rebinding gains nothing. Each attempt has one total deadline
+(`CALLBACK_TIMEOUT_SECONDS`) over connect, send and the answer's headers: a receiver that
+trickles a byte every few seconds is cut off, and its body is never read.
+
+Workers are never all busy with callbacks. A delivery holds two database leases while it
+POSTs (`WorkerLease` rows, so every process and broker agree): one of
+`CALLBACK_CONCURRENCY` cluster slots (`callbacks.slot.<n>`) and one of `CALLBACKS_PER_USER`
+slots of its owner (`callbacks.user.<user id>.<n>`). A delivery that finds either full does
+not wait: it schedules itself again a little later (a `Schedule` named
+`callback:<id>:<attempt>:later:<random>`, backing off to `MAX_DEFER_SECONDS`) and frees
+its worker at once, so submits, sweeps and finishes always find one, and a user with
+hundreds of finished generations takes turns with everyone else instead of filling the
+slots. A lease outlives the attempt's deadline by `SLOT_MARGIN` and expires by itself if
+its worker dies. Leases were chosen over counting recent `CallbackAttempt` rows because
+a count then insert is racy across processes, while taking a lease is one conditional
+UPDATE or one INSERT on a primary key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
+import random
 import time
+import uuid
 from datetime import timedelta
 
 import httpx
@@ -44,75 +60,49 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from generations.models import CallbackAttempt, Generation
+from generations.models import CallbackAttempt, Generation, WorkerLease
+from veoproject import public_urls
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
 FIRST_RETRY_SECONDS = 30
 MAX_RETRY_SECONDS = 3600
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 SIGNATURE_HEADER = "X-Veo-Signature"
 SIGNATURE_TOLERANCE_SECONDS = 300
 USER_AGENT = "veoproject-callbacks/1.0"
 # How late a due attempt may be before the sweep re-enqueues it (the scheduler ticks every
-# 30 s, and an attempt takes at most ~15 s).
+# 30 s, and an attempt takes at most CALLBACK_TIMEOUT_SECONDS).
 SWEEP_GRACE = timedelta(minutes=3)
 # Deliveries older than this are not swept any more (the last retry is ~3 h after the end).
 SWEEP_HORIZON = timedelta(days=1)
+CLUSTER_SLOT = "callbacks.slot."
+USER_SLOT = "callbacks.user."
+# A slot's lease outlives the attempt's deadline by this much (building the payload,
+# recording the attempt); past it, the slot of a worker that died is free again.
+SLOT_MARGIN = timedelta(seconds=30)
+# A delivery that finds no free slot tries again after this, doubling up to the maximum
+# (plus jitter, so deferred deliveries do not all come back in the same scheduler tick).
+DEFER_SECONDS = 10
+MAX_DEFER_SECONDS = 120
 
-
-class CallbackUrlRefused(Exception):
-    """The callback URL may not be used; the message is for the user."""
+# The name the serializer and older callers know; the one rule raises it.
+CallbackUrlRefused = public_urls.UrlRefused
 
 
 # --- Address checks ----------------------------------------------------------------------
 
 
-def _is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is not None:
-            return _is_public_address(embedded)
-    return address.is_global and not address.is_multicast
-
-
 def check_callback_url(url: str, *, resolve: bool) -> list[str]:
     """Refuse (CallbackUrlRefused) a URL that is not http(s) or aims at a non-public
-    address. With `resolve`, the host name is resolved and every address it has must be
-    public; the checked addresses are returned so the caller can connect to exactly them.
+    address, by the one rule in `veoproject.public_urls`. With `resolve`, the host name is
+    resolved and every address it has must be public; the checked addresses are returned.
     Returns [] when private addresses are allowed, or when not resolving a name."""
-    try:
-        parts = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        raise CallbackUrlRefused("Enter a valid http or https URL.") from None
-    if parts.scheme not in ("http", "https") or not parts.host:
-        raise CallbackUrlRefused("Enter a valid http or https URL.")
-    if settings.PRIVATE_URLS_ALLOWED:
+    parsed = public_urls.check_url(url, schemes=("http", "https"))
+    if settings.PRIVATE_URLS_ALLOWED or not resolve:
         return []
-    host = parts.host
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        if not _is_public_address(literal):
-            raise CallbackUrlRefused("The callback URL must point to a public internet address.")
-        return [str(literal)]
-    if host == "localhost" or host.endswith(".localhost"):
-        raise CallbackUrlRefused("The callback URL must point to a public internet address.")
-    if not resolve:
-        return []
-    try:
-        infos = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        raise CallbackUrlRefused(f"The callback host {host!r} could not be resolved.") from None
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
-    if not addresses or not all(
-        _is_public_address(ipaddress.ip_address(a.split("%")[0])) for a in addresses
-    ):
-        raise CallbackUrlRefused("The callback URL must point to a public internet address.")
-    return addresses
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return public_urls.resolve_public(parsed.raw_host.decode("ascii"), port)
 
 
 # --- Signing -------------------------------------------------------------------------------
@@ -178,12 +168,14 @@ def enqueue_callback(*, generation: Generation) -> None:
         str(generation.pk),
         1,
         task_name=f"callback-{generation.pk}-1",
+        group="callbacks",
     )
 
 
-def deliver_callback(generation_id: str, attempt: int = 1) -> str:
+def deliver_callback(generation_id: str, attempt: int = 1, deferred: int = 0) -> str:
     """django-q2 task: POST attempt number `attempt` of a generation's callback. Returns
-    what happened (for the task result). Safe to run twice: the attempt row is the claim."""
+    what happened (for the task result). Safe to run twice: the attempt row is the claim.
+    `deferred` counts how often this attempt already found no free slot."""
     generation = Generation.objects.select_related("owner").filter(pk=generation_id).first()
     if generation is None or not generation.callback_url or not generation.is_final:
         return "skipped"
@@ -191,6 +183,18 @@ def deliver_callback(generation_id: str, attempt: int = 1) -> str:
         return "already_delivered"
     if not 1 <= attempt <= MAX_ATTEMPTS:
         return "gave_up"
+    holder = f"{generation.pk.hex}-{uuid.uuid4().hex[:8]}"
+    slots = _take_slots(owner_id=generation.owner_id, holder=holder)
+    if slots is None:
+        _defer(generation, attempt, deferred + 1)
+        return "deferred"
+    try:
+        return _attempt(generation, attempt)
+    finally:
+        WorkerLease.objects.filter(name__in=slots, holder=holder).delete()
+
+
+def _attempt(generation: Generation, attempt: int) -> str:
     try:
         with transaction.atomic():
             record = CallbackAttempt.objects.create(
@@ -226,14 +230,8 @@ def deliver_callback(generation_id: str, attempt: int = 1) -> str:
 
 
 def _post(generation: Generation, attempt: int, body: bytes) -> tuple[int | None, str, bool]:
-    """One POST; (status code or None, error text, worth retrying)."""
-    url = generation.callback_url
-    try:
-        addresses = check_callback_url(url, resolve=True)
-    except CallbackUrlRefused as exc:
-        # A name that does not resolve may come back; a private address will not.
-        return None, str(exc), "resolved" in str(exc)
-    target = httpx.URL(url)
+    """One POST under the attempt's total deadline; (status code or None, error text,
+    worth retrying)."""
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -241,27 +239,89 @@ def _post(generation: Generation, attempt: int, body: bytes) -> tuple[int | None
         "X-Veo-Event": f"generation.{generation.public_status}",
         "X-Veo-Attempt": str(attempt),
     }
-    extensions = {}
-    if addresses:
-        # Connect to the address we checked, not to whatever DNS says a moment later.
-        headers["Host"] = target.netloc.decode("ascii").rpartition("@")[2]
-        if target.scheme == "https":
-            extensions["sni_hostname"] = target.host
-        target = target.copy_with(host=addresses[0])
     try:
-        with (
-            httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client,
-            client.stream(
-                "POST", target, content=body, headers=headers, extensions=extensions
-            ) as response,
-        ):
+        with public_urls.open_url(
+            generation.callback_url,
+            method="POST",
+            content=body,
+            headers=headers,
+            schemes=("http", "https"),
+            deadline_seconds=settings.CALLBACK_TIMEOUT_SECONDS,
+        ) as response:
             # The body is not read: a receiver cannot make us download anything.
             status = response.status_code
+    except public_urls.UrlRefused as exc:
+        # A name that does not resolve may come back; a private address will not.
+        return None, str(exc), exc.retryable
     except httpx.HTTPError as exc:
         return None, f"{exc.__class__.__name__}: {exc}", True
     if 200 <= status < 300:
         return status, "", False
     return status, f"HTTP {status}", True
+
+
+# --- Slots ---------------------------------------------------------------------------------
+
+
+def _take_lease(name: str, holder: str) -> bool:
+    """Take the lease `name` if it is free or expired (one UPDATE, or one INSERT)."""
+    now = timezone.now()
+    expires = now + timedelta(seconds=settings.CALLBACK_TIMEOUT_SECONDS) + SLOT_MARGIN
+    if (
+        WorkerLease.objects.filter(name=name)
+        .filter(Q(expires_at__lt=now) | Q(holder=""))
+        .update(holder=holder, expires_at=expires)
+    ):
+        return True
+    try:
+        with transaction.atomic():
+            WorkerLease.objects.create(name=name, holder=holder, expires_at=expires)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _take_one(prefix: str, count: int, holder: str) -> str | None:
+    for n in range(max(count, 1)):
+        if _take_lease(f"{prefix}{n}", holder):
+            return f"{prefix}{n}"
+    return None
+
+
+def _take_slots(*, owner_id: int, holder: str) -> list[str] | None:
+    """One of the owner's slots, then one of the cluster's; None (holding nothing) if
+    either is full. The owner's first: a user's backlog then never ties up a cluster slot."""
+    mine = _take_one(f"{USER_SLOT}{owner_id}.", settings.CALLBACKS_PER_USER, holder)
+    if mine is None:
+        return None
+    shared = _take_one(CLUSTER_SLOT, settings.CALLBACK_CONCURRENCY, holder)
+    if shared is None:
+        WorkerLease.objects.filter(name=mine, holder=holder).delete()
+        return None
+    return [mine, shared]
+
+
+def _defer(generation: Generation, attempt: int, deferred: int) -> None:
+    """Come back later for the same attempt (no attempt was claimed, none is spent)."""
+    from django_q.models import Schedule
+
+    delay = min(DEFER_SECONDS * 2 ** min(deferred - 1, 8), MAX_DEFER_SECONDS)
+    delay *= random.uniform(1.0, 1.5)
+    Schedule.objects.create(
+        name=f"callback:{generation.pk}:{attempt}:later:{uuid.uuid4().hex[:8]}",
+        func="generations.callbacks.deliver_callback",
+        args=repr((str(generation.pk), attempt, deferred)),
+        schedule_type=Schedule.ONCE,
+        repeats=-1,
+        next_run=timezone.now() + timedelta(seconds=delay),
+    )
+    logger.info(
+        "event=callback_deferred generation=%s attempt=%s deferred=%s delay=%.0f",
+        generation.pk,
+        attempt,
+        deferred,
+        delay,
+    )
 
 
 def _schedule(generation: Generation, attempt: int) -> None:
@@ -310,13 +370,17 @@ def sweep_callbacks(*, batch: int = 100) -> int:
         delay = timedelta(seconds=retry_delay(following)) if attempts else timedelta(0)
         if since + delay + SWEEP_GRACE > now:
             continue
-        if Schedule.objects.filter(name=f"callback:{pk}:{following}").exists():
-            continue  # the scheduler has it; it may only be running late
+        pending = Q(name=f"callback:{pk}:{following}") | Q(
+            name__startswith=f"callback:{pk}:{following}:later:"
+        )
+        if Schedule.objects.filter(pending).exists():
+            continue  # the scheduler has it (a retry or a deferral); it may only be late
         async_task(
             "generations.callbacks.deliver_callback",
             str(pk),
             following,
             task_name=f"callback-{pk}-{following}",
+            group="callbacks",
         )
         enqueued += 1
     if enqueued:

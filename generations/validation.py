@@ -7,26 +7,23 @@ may bill it), so everything is validated here first.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.core.validators import URLValidator
 from PIL import Image, UnidentifiedImageError
 
 from generations.models import AspectRatio, Duration
 from generations.pricing import Rates, orderable_resolutions
 from veoproject.exceptions import ValidationFailed
+from veoproject.public_urls import check_public_url
 
 ALLOWED_IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 MIN_IMAGE_SIDE = 720  # the model card asks for 720p or more
-_INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
 
 
 @dataclass(frozen=True)
@@ -43,32 +40,6 @@ class GenerationParams:
         """What makes two requests "the same" for Idempotency-Key replays."""
         payload = json.dumps({**asdict(self), "image": image_digest}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _is_public_host(host: str) -> bool:
-    host = host.strip("[]").rstrip(".").lower()
-    if not host or host == "localhost" or host.endswith(_INTERNAL_SUFFIXES):
-        return False
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return "." in host  # a dotted DNS name; it is not resolved here
-    return address.is_global
-
-
-def check_public_url(url: str, *, schemes: tuple[str, ...], allow_private: bool = False) -> str:
-    """A well-formed URL with one of `schemes`, not aimed at loopback or private networks
-    (unless allowed). Raises django's ValidationError with a message for the user."""
-    if len(url) > 2048:
-        raise ValidationError("The URL is too long (2048 characters at most).")
-    try:
-        URLValidator(schemes=list(schemes))(url)
-    except ValidationError:
-        raise ValidationError(f"Enter a valid {' or '.join(schemes)} URL.") from None
-    host = urlsplit(url).hostname or ""
-    if not allow_private and not _is_public_host(host):
-        raise ValidationError("The URL must point to a public internet address.")
-    return url
 
 
 def _check_prompt(prompt: Any) -> str:

@@ -8,7 +8,7 @@ os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 
 from veoproject.settings import *  # noqa: F403
-from veoproject.settings import DATABASES, Q_CLUSTER
+from veoproject.settings import DATABASES, FAL_MEDIA_HOSTS, Q_CLUSTER
 
 # Threads (the ledger race tests) and real worker processes (end-to-end tests) must share
 # the test database, which an in-memory SQLite database cannot do: use a file, one per
@@ -28,6 +28,8 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # veoproject.settings instead.
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 PRIVATE_URLS_ALLOWED = True
+# The fake fal serves its videos from 127.0.0.1 (in-process and standalone).
+FAL_MEDIA_HOSTS = [*FAL_MEDIA_HOSTS, "127.0.0.1", "localhost"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -16,6 +16,7 @@ from django.utils import timezone
 from generations.models import Generation
 from generations.services.settlement import _succeed, fail
 from generations.services.submission import _backoff
+from veoproject import public_urls
 
 logger = logging.getLogger(__name__)
 
@@ -24,34 +25,33 @@ FINISH_LEASE = timedelta(seconds=120)  # one worker downloads the video at a tim
 MAX_FINISH_FAILURES = 5
 
 
-class VideoTooLarge(Exception):
-    pass
+# Well below the django-q2 task timeout (90 s): connect, redirects and every read of the
+# copy together, so a server trickling bytes cannot hold a worker.
+VIDEO_COPY_DEADLINE_SECONDS = 60.0
+VIDEO_COPY_MAX_REDIRECTS = 3
+VIDEO_REFUSED_MESSAGE = (
+    "The finished video could not be copied from fal. Nothing was charged; please try again."
+)
 
 
 def _download(url: str, destination) -> int:
-    """Stream fal's video to `destination`, refusing more than VIDEO_MAX_BYTES."""
+    """Stream fal's video to `destination`: https only, from `FAL_MEDIA_HOSTS` only, each
+    connection and redirect checked by the one public-address rule, under one deadline and
+    VIDEO_MAX_BYTES. Raises UrlRefused, ResponseTooLarge, or httpx's errors."""
     from generations.simulated import SAMPLE_VIDEO, SIMULATED_VIDEO_URL
 
-    cap = settings.VIDEO_MAX_BYTES
     if url == SIMULATED_VIDEO_URL and settings.FAL_SIMULATED:
         data = SAMPLE_VIDEO.read_bytes()
         destination.write(data)
         return len(data)
-    if not url.startswith("https://"):
-        raise ValueError("fal's video URL is not https")
-    size = 0
-    timeout = httpx.Timeout(30.0, connect=10.0)
-    with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
-        response.raise_for_status()
-        declared = int(response.headers.get("content-length") or 0)
-        if declared > cap:
-            raise VideoTooLarge(f"The video is {declared} bytes (limit {cap}).")
-        for chunk in response.iter_bytes(chunk_size=256 * 1024):
-            size += len(chunk)
-            if size > cap:
-                raise VideoTooLarge(f"The video is over the limit of {cap} bytes.")
-            destination.write(chunk)
-    return size
+    return public_urls.download(
+        url,
+        destination,
+        max_bytes=settings.VIDEO_MAX_BYTES,
+        deadline_seconds=VIDEO_COPY_DEADLINE_SECONDS,
+        allowed_hosts=settings.FAL_MEDIA_HOSTS,
+        max_redirects=VIDEO_COPY_MAX_REDIRECTS,
+    )
 
 
 def finish(*, generation_id: UUID) -> None:
@@ -74,8 +74,27 @@ def finish(*, generation_id: UUID) -> None:
             name = generation.video.storage.save(
                 generation.video.field.generate_filename(generation, "video.mp4"), File(buffer)
             )
-    except VideoTooLarge as exc:
-        fail(generation_id=generation.pk, code="storage_error", message=str(exc))
+    except public_urls.ResponseTooLarge as exc:
+        logger.warning("event=video_too_large generation=%s reason=%r", generation.pk, str(exc))
+        fail(
+            generation_id=generation.pk,
+            code="storage_error",
+            message=f"The video is over the size limit ({settings.VIDEO_MAX_BYTES} bytes).",
+        )
+        return
+    except public_urls.UrlRefused as exc:
+        if exc.retryable:  # fal's host did not resolve this time
+            _finish_failed(generation, exc)
+            return
+        # A video URL off fal's media hosts, or leading inside our network: the result or
+        # the webhook that named it is not to be trusted. Nothing is fetched or charged.
+        logger.warning(
+            "event=video_url_refused generation=%s url=%r reason=%r",
+            generation.pk,
+            generation.fal_video_url,
+            str(exc),
+        )
+        fail(generation_id=generation.pk, code="upstream_error", message=VIDEO_REFUSED_MESSAGE)
         return
     except (httpx.HTTPError, OSError, ValueError) as exc:
         _finish_failed(generation, exc)

@@ -114,6 +114,9 @@ def start_worker(
             "PUBLIC_BASE_URL": live_server.url if webhooks else "",
             "SECURE_SSL_REDIRECT": "0",
             "LOG_LEVEL": "INFO",
+            # The fake fal and the test's receivers live on 127.0.0.1.
+            "FAL_MEDIA_HOSTS": "127.0.0.1,localhost",
+            "PRIVATE_URLS_ALLOWED": "1",
         }
         env.pop("FAL_KEY", None)
         if fal is not None:
