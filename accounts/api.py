@@ -68,6 +68,8 @@ class NewestFirstPagination(CursorPagination):
 @extend_schema(
     tags=["account"],
     summary="Your account and credits",
+    description="`webhook_secret` is only in a signed-in browser session's answer, never "
+    "with an API token.",
     responses={200: MeSerializer, **error_responses(401, 429)},
     examples=[
         OpenApiExample(
@@ -78,7 +80,6 @@ class NewestFirstPagination(CursorPagination):
                 "balance": 5000,
                 "reserved": 320,
                 "available": 4680,
-                "webhook_secret": "whsec_...",
             },
             response_only=True,
         )
@@ -95,8 +96,11 @@ class MeView(APIView):
             "balance": summary.balance,
             "reserved": summary.reserved,
             "available": summary.available,
-            "webhook_secret": request.user.webhook_secret,
         }
+        if not isinstance(request.auth, ApiToken):
+            # The secret signs callbacks to the integrator: a token that leaked must not
+            # hand it out too. A browser session (the portal) may see it.
+            data["webhook_secret"] = request.user.webhook_secret
         return Response(MeSerializer(data).data)
 
 

@@ -16,7 +16,10 @@ class MeSerializer(serializers.Serializer):
     reserved = serializers.IntegerField(help_text="Credits held for generations in flight.")
     available = serializers.IntegerField(help_text="balance - reserved: what you can spend.")
     webhook_secret = serializers.CharField(
-        help_text="Signs the callbacks we POST to your callback_url (HMAC-SHA256)."
+        required=False,
+        help_text="Signs the callbacks we POST to your callback_url (HMAC-SHA256). Only "
+        "in a signed-in browser session, never with an API token (a stolen token must not "
+        "be able to forge your callbacks): copy it from your account's API page.",
     )
 
 

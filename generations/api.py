@@ -35,6 +35,7 @@ from generations.serializers import (
 )
 from generations.throttles import ApiReadThrottle, GenerationCreateThrottle
 from veoproject.exceptions import ApplicationError, ValidationFailed
+from veoproject.uploads import upload_body_limit
 
 PUBLIC_STATUSES = ["pending", "queued", "running", "succeeded", "failed", "canceled"]
 
@@ -174,7 +175,7 @@ class RequestTooLarge(ApplicationError):
 def _refuse_oversized_body(request: Request) -> None:
     """Refuse a body larger than any valid create before it is read (and spooled to disk):
     an image of IMAGE_MAX_BYTES plus room for the form fields."""
-    limit = settings.IMAGE_MAX_BYTES + 256 * 1024
+    limit = upload_body_limit()
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:

@@ -3,15 +3,62 @@ pages elsewhere."""
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import render
 from django.template import loader
+from django.views import defaults
 
 from veoproject.exceptions import error_body
 
 
 def _wants_json(request: HttpRequest) -> bool:
     return request.path.startswith(("/api/", "/webhooks/"))
+
+
+def _error(
+    request: HttpRequest, *, status: int, code: str, title: str, message: str
+) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse(error_body(code, message), status=status)
+    context = {"status": status, "title": title, "message": message}
+    return render(request, "error.html", context, status=status)
+
+
+def request_too_large(request: HttpRequest) -> HttpResponse:
+    megabytes = settings.IMAGE_MAX_BYTES // (1024 * 1024)
+    return _error(
+        request,
+        status=413,
+        code="request_too_large",
+        title="Too large",
+        message=f"The request is too large: images may be at most {megabytes} MB.",
+    )
+
+
+def uri_too_long(request: HttpRequest) -> HttpResponse:
+    return _error(
+        request,
+        status=414,
+        code="uri_too_long",
+        title="Address too long",
+        message="The address has too many parameters.",
+    )
+
+
+def bad_request_body(request: HttpRequest, message: str) -> HttpResponse:
+    return _error(request, status=400, code="bad_request", title="Bad request", message=message)
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400. A body found too large where the request limits middleware did not look
+    (some other code read it first) is still a 413, never Django's bare 400."""
+    if isinstance(exception, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
+        return request_too_large(request)
+    if _wants_json(request):
+        return JsonResponse(error_body("bad_request", "Bad request."), status=400)
+    return defaults.bad_request(request, exception)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

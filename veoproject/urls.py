@@ -12,5 +12,6 @@ urlpatterns = [
     path("", include("generations.urls")),
 ]
 
+handler400 = "veoproject.errors.bad_request"
 handler404 = "veoproject.errors.page_not_found"
 handler500 = "veoproject.errors.server_error"

@@ -9,13 +9,15 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import ledger
 from accounts.models import CreditAccount, User
-from generations import pricing
+from generations import images, pricing
 from generations.dispatch import DISPATCH_GRACE, enqueue
 from generations.models import Generation
 from generations.moderation import find_blocked_term
@@ -44,6 +46,13 @@ def _image_digest(image_file: UploadedFile | None) -> str:
         digest.update(chunk)
     image_file.seek(0)
     return digest.hexdigest()
+
+
+def _normalised(image_file: UploadedFile) -> ContentFile:
+    try:
+        return images.normalised_upload(image_file)
+    except ValidationError as exc:
+        raise ValidationFailed(fields={"image": exc.messages}) from None
 
 
 def _replay(*, user: User, idempotency_key: str, fingerprint: str) -> AcceptResult | None:
@@ -99,6 +108,9 @@ def accept(
         generate_audio=clean.generate_audio,
         rates=rates,
     )
+    # What we store, serve and send to fal is our own encoding under our own name, never
+    # the client's bytes or filename (see generations/images.py).
+    stored_image = _normalised(image_file) if image_file is not None else None
     now = timezone.now()
     generation = Generation(
         owner=user,
@@ -119,8 +131,8 @@ def accept(
     try:
         with transaction.atomic():
             _check_in_flight_cap(user)
-            if image_file is not None:
-                generation.image.save(image_file.name or "image", image_file, save=False)
+            if stored_image is not None:
+                generation.image.save(stored_image.name, stored_image, save=False)
             generation.save(force_insert=True)
             # A brand-new generation cannot clash with an earlier hold: no savepoint.
             ledger.hold(generation=generation, savepoint=False)

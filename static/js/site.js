@@ -21,6 +21,11 @@
       var ratio = w / h;
       var notes = [w + "×" + h, Math.round(file.size / 1024).toLocaleString() + " KB"];
       var warn = false;
+      var maxMb = parseInt(input.dataset.maxMb, 10);
+      if (maxMb && file.size > maxMb * 1024 * 1024) {
+        // The server refuses it unread (413); say so before the upload starts.
+        notes.push("larger than " + maxMb + " MB: choose a smaller image"); warn = true;
+      }
       if (Math.min(w, h) < 720) { notes.push("below 720p: the video may look soft"); warn = true; }
       if (Math.abs(ratio - 16 / 9) > 0.02 && Math.abs(ratio - 9 / 16) > 0.02) {
         notes.push("not 16:9 or 9:16: it will be cropped"); warn = true;

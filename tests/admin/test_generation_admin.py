@@ -24,7 +24,7 @@ def numbers(user) -> tuple[int, int]:
 
 def with_uploaded_image(generation: Generation) -> Generation:
     """Give a generation an uploaded source image instead of its image URL."""
-    generation.image.save("in.png", ContentFile(b"\x89PNG image-bytes"))
+    generation.image.save("input.png", ContentFile(b"\x89PNG image-bytes"))
     Generation.objects.filter(pk=generation.pk).update(image_url="")
     generation.refresh_from_db()
     return generation

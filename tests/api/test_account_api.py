@@ -9,7 +9,7 @@ from tests.factories import GenerationFactory
 LEDGER = "/api/v1/ledger/"
 
 
-def test_me_shows_credits_and_webhook_secret(api, user):
+def test_me_shows_credits_and_no_webhook_secret_to_a_token(api, user):
     generation = GenerationFactory(owner=user, cost_credits=320)
     ledger.hold(generation=generation)
     body = api.get("/api/v1/me/").json()
@@ -19,8 +19,11 @@ def test_me_shows_credits_and_webhook_secret(api, user):
         "balance": 1000,
         "reserved": 320,
         "available": 680,
-        "webhook_secret": user.webhook_secret,
     }
+
+
+def test_me_shows_the_webhook_secret_to_a_browser_session(session_api, user):
+    assert session_api.get("/api/v1/me/").json()["webhook_secret"] == user.webhook_secret
 
 
 def test_me_rejects_writes(api):
