@@ -1,11 +1,15 @@
 """Account pages: signup, credits history, API tokens. Login, logout and passwords are
-Django's own views with our templates (see accounts/urls.py)."""
+Django's own views with our templates (see accounts/urls.py), with the abuse limits of
+`accounts.limits` in front of them."""
 
 from __future__ import annotations
+
+import logging
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -14,15 +18,18 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from accounts import tokens
+from accounts import limits, tokens
 from accounts.forms import SignupForm, TokenCreateForm
 from accounts.models import ApiToken, LedgerEntry
 from accounts.services import user_signup
 from veoproject.exceptions import ApplicationError, ValidationFailed
 
+logger = logging.getLogger(__name__)
+
 LEDGER_PAGE_SIZE = 25
 # The raw token travels from the create POST to the next GET in the session, once.
 NEW_TOKEN_SESSION_KEY = "accounts.new_token"
+SIGNUP_LIMITED = "Too many signups from your network in the last hour. Try again later."
 
 
 def _add_service_errors(form, exc: ApplicationError, field_map: dict[str, str] | None = None):
@@ -45,6 +52,9 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect(settings.LOGIN_REDIRECT_URL)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        if not limits.signup_allowed(request):
+            form.add_error(None, SIGNUP_LIMITED)
+            return _signup_page(request, form, status=429)
         try:
             user = user_signup(
                 username=form.cleaned_data["username"],
@@ -64,10 +74,43 @@ def signup(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Welcome, {user.username}!")
             return redirect(settings.LOGIN_REDIRECT_URL)
+    return _signup_page(request, form)
+
+
+def _signup_page(request: HttpRequest, form: SignupForm, status: int = 200) -> HttpResponse:
     return render(
         request,
         "accounts/signup.html",
         {"form": form, "signup_credits": settings.SIGNUP_CREDITS},
+        status=status,
+    )
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset page, except that over the limits of `accounts.limits` no email goes
+    out; the answer is the same as when one does, so the limit gives nothing away."""
+
+    def form_valid(self, form):
+        if not limits.password_reset_allowed(self.request, form.cleaned_data["email"]):
+            return redirect(self.get_success_url())
+        return super().form_valid(form)
+
+
+def login_locked_out(
+    request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None
+) -> HttpResponse:
+    """The answer to a login attempt (portal or admin) while the account or the address is
+    locked out by django-axes (`AXES_LOCKOUT_CALLABLE`), in place of the login page."""
+    logger.warning(
+        "event=login_locked_out path=%s address=%s",
+        request.path,
+        getattr(request, "axes_ip_address", None),
+    )
+    return render(
+        request,
+        "registration/locked_out.html",
+        {"minutes": limits.lockout_minutes(), "login_url": request.path},
+        status=429,
     )
 
 
