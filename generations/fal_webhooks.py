@@ -1,83 +1,206 @@
-"""Verifying fal's webhooks: ED25519 signatures against fal's published JWKS.
+"""Verifying fal's webhooks: who sent them (fal's signature) and what they are about (ours).
+
+A valid signature only proves that fal sent a webhook: fal signs every customer's webhooks
+with the same JWKS, so a fal user can point a webhook of their own job at our URL. The
+webhook URL we give fal therefore carries a per-generation token (an HMAC of the generation
+id under a key derived from SECRET_KEY), and the signed request id must be the body's and,
+once known, the generation's (`services.apply_webhook` checks that part).
 
 The signed message is ``request_id \\n user_id \\n timestamp \\n sha256_hex(raw body)``; a
 webhook is accepted when any key of the JWKS verifies it and its timestamp is within the
-tolerance (replays of old deliveries are refused). The JWKS is cached for a day and fetched
-again, at most once a minute, when a signature matches none of the cached keys (rotation).
+tolerance (replays of old deliveries are refused). With FAL_WEBHOOK_USER_ID set, only that
+fal user's webhooks are accepted.
+
+The JWKS is cached for a day and fetched again, at most once a minute, when a signature
+matches none of the cached keys (rotation). A fetch never holds other requests: at most one
+is in flight per process (the others use the keys at hand, or are refused at once when there
+are none), it has a short total deadline (FAL_JWKS_TIMEOUT), and a failure is remembered
+for JWKS_FAILURE_TTL, during which webhooks are answered at once without another fetch.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from uuid import UUID
 
 import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.conf import settings
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 logger = logging.getLogger(__name__)
 
 JWKS_MAX_AGE = 24 * 3600
 JWKS_MIN_REFETCH = 60
+JWKS_FAILURE_TTL = 30  # seconds a failed fetch is remembered (webhooks refused meanwhile)
+JWKS_MAX_BYTES = 64 * 1024
 
 HEADER_REQUEST_ID = "X-Fal-Webhook-Request-Id"
 HEADER_USER_ID = "X-Fal-Webhook-User-Id"
 HEADER_TIMESTAMP = "X-Fal-Webhook-Timestamp"
 HEADER_SIGNATURE = "X-Fal-Webhook-Signature"
 
+TOKEN_SALT = "generations.fal-webhook-token"
+
 
 class WebhookRejected(Exception):
-    pass
+    """A webhook we refuse (401). `code` is the API error code; the message is for the log."""
+
+    code = "invalid_signature"
+    public_message = "The webhook signature is not valid."
+
+
+class WebhookNotOurs(WebhookRejected):
+    """Validly signed perhaps, but not about this generation's job on our account."""
+
+    code = "invalid_webhook"
+    public_message = "The webhook does not belong to this generation."
+
+
+@dataclass(frozen=True)
+class SignedWebhook:
+    """What fal's signature vouches for, besides the body."""
+
+    request_id: str
+    user_id: str
+
+
+# ------------------------------------------------------------------ the URL token
+
+
+def webhook_token(generation_id: UUID | str) -> str:
+    """The token the webhook URL of this generation carries (hex HMAC-SHA256)."""
+    return _token(str(generation_id), settings.SECRET_KEY)
+
+
+def _token(generation_id: str, secret: str) -> str:
+    return salted_hmac(TOKEN_SALT, generation_id, secret=secret, algorithm="sha256").hexdigest()
+
+
+def check_webhook_token(generation_id: UUID | str, token: str) -> None:
+    """Raise WebhookNotOurs unless `token` is this generation's (constant-time). Tokens made
+    under a SECRET_KEY_FALLBACKS key still count: jobs in flight survive a key rotation."""
+    if token:
+        for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS):
+            if constant_time_compare(_token(str(generation_id), secret), token):
+                return
+    raise WebhookNotOurs("no valid token for this generation" if token else "no token")
+
+
+# ------------------------------------------------------------------ fal's keys
 
 
 class _KeyCache:
+    """fal's public keys, shared by the threads of one process.
+
+    `_state_lock` guards the cached fields only and is never held across network I/O;
+    `_fetch_lock` is only ever taken without blocking, so at most one fetch is in flight
+    and nobody waits for it.
+    """
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._fetch_lock = threading.Lock()
         self._keys: list[Ed25519PublicKey] = []
         self._fetched_at = 0.0
         self._url = ""
+        self._failed_at: float | None = None
+        self._failed_url = ""
 
     def keys(self, *, refresh: bool = False) -> list[Ed25519PublicKey]:
+        """The current keys; fetched first when missing, over a day old, or (`refresh`)
+        when a signature matched none and the last fetch is over a minute old. Raise
+        WebhookRejected when there are no keys and none can be had at once."""
         url = settings.FAL_WEBHOOK_JWKS_URL
-        with self._lock:
-            age = time.monotonic() - self._fetched_at
-            stale = url != self._url or not self._keys or age > JWKS_MAX_AGE
-            if stale or (refresh and age > JWKS_MIN_REFETCH):
-                self._keys = _fetch_jwks(url)
-                self._fetched_at = time.monotonic()
-                self._url = url
-            return list(self._keys)
+        now = time.monotonic()
+        with self._state_lock:
+            keys = list(self._keys) if self._url == url else []
+            age = now - self._fetched_at
+            failed_recently = (
+                self._failed_url == url
+                and self._failed_at is not None
+                and now - self._failed_at < JWKS_FAILURE_TTL
+            )
+        wanted = not keys or age > JWKS_MAX_AGE or (refresh and age > JWKS_MIN_REFETCH)
+        if wanted and not failed_recently and self._fetch_lock.acquire(blocking=False):
+            try:
+                keys = self._fetch(url) or keys
+            finally:
+                self._fetch_lock.release()
+        if not keys:
+            raise WebhookRejected("fal's signing keys are unavailable")
+        return keys
+
+    def _fetch(self, url: str) -> list[Ed25519PublicKey]:
+        """Fetch and install the keys; on failure remember it and return []. A day-old key
+        set stays in use until a fetch succeeds: fal rotates rarely, and refusing every
+        webhook meanwhile would only leave generations to the slower polls."""
+        try:
+            fetched = _fetch_jwks(url)
+        except WebhookRejected:
+            with self._state_lock:
+                self._failed_at, self._failed_url = time.monotonic(), url
+            return []
+        with self._state_lock:
+            self._keys, self._fetched_at, self._url = fetched, time.monotonic(), url
+            self._failed_at, self._failed_url = None, ""
+        return list(fetched)
 
     def clear(self) -> None:
-        with self._lock:
+        with self._state_lock:
             self._keys, self._fetched_at, self._url = [], 0.0, ""
+            self._failed_at, self._failed_url = None, ""
 
 
 def _b64url(value: str) -> bytes:
-    value = value.strip().rstrip("=")
+    value = value.strip().rstrip("=")  # fal's live JWKS pads `x` with "="
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def _download(url: str, timeout: float) -> bytes:
+    """GET with a deadline on the whole exchange (httpx's timeouts are per read)."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    size = 0
+    with httpx.stream("GET", url, timeout=timeout) as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > JWKS_MAX_BYTES:
+                raise ValueError("the JWKS is too large")
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("the JWKS took too long")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _fetch_jwks(url: str) -> list[Ed25519PublicKey]:
     try:
-        response = httpx.get(url, timeout=10.0)
-        response.raise_for_status()
-        entries = response.json().get("keys", [])
-    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+        document = json.loads(_download(url, settings.FAL_JWKS_TIMEOUT))
+        entries = document.get("keys", [])
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError, AttributeError) as exc:
         logger.error("event=fal_jwks_unavailable url=%s reason=%r", url, exc)
         raise WebhookRejected("fal's signing keys are unavailable") from exc
     keys = []
     for entry in entries:
+        if not isinstance(entry, dict):
+            continue
         if entry.get("kty") == "OKP" and entry.get("crv") == "Ed25519" and entry.get("x"):
             try:
-                keys.append(Ed25519PublicKey.from_public_bytes(_b64url(entry["x"])))
+                keys.append(Ed25519PublicKey.from_public_bytes(_b64url(str(entry["x"]))))
             except ValueError:
                 logger.warning("event=fal_jwks_bad_key kid=%s", entry.get("kid"))
+    if not keys:
+        logger.error("event=fal_jwks_unavailable url=%s reason=no_usable_keys", url)
+        raise WebhookRejected("fal's JWKS holds no usable key")
     return keys
 
 
@@ -94,8 +217,11 @@ def _verifies(keys: list[Ed25519PublicKey], signature: bytes, message: bytes) ->
     return False
 
 
-def verify_webhook(*, body: bytes, headers: Mapping[str, str], now: float | None = None) -> None:
-    """Raise WebhookRejected unless fal signed this exact body recently."""
+def verify_webhook(
+    *, body: bytes, headers: Mapping[str, str], now: float | None = None
+) -> SignedWebhook:
+    """Raise WebhookRejected unless fal signed this exact body recently (for our fal user,
+    when FAL_WEBHOOK_USER_ID pins one); return the request and user ids it signed."""
     try:
         request_id = headers[HEADER_REQUEST_ID]
         user_id = headers[HEADER_USER_ID]
@@ -112,8 +238,12 @@ def verify_webhook(*, body: bytes, headers: Mapping[str, str], now: float | None
     if age > settings.FAL_WEBHOOK_TOLERANCE_SECONDS:
         raise WebhookRejected("the timestamp is outside the tolerance")
     message = "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()]).encode()
-    if _verifies(key_cache.keys(), signature, message):
-        return
-    if _verifies(key_cache.keys(refresh=True), signature, message):
-        return
-    raise WebhookRejected("the signature does not verify")
+    if not (
+        _verifies(key_cache.keys(), signature, message)
+        or _verifies(key_cache.keys(refresh=True), signature, message)
+    ):
+        raise WebhookRejected("the signature does not verify")
+    pinned = settings.FAL_WEBHOOK_USER_ID
+    if pinned and not constant_time_compare(user_id, pinned):
+        raise WebhookNotOurs(f"the webhook is for another fal user ({user_id[:100]})")
+    return SignedWebhook(request_id=request_id, user_id=user_id)

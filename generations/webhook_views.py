@@ -9,7 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from generations import services
-from generations.fal_webhooks import WebhookRejected, verify_webhook
+from generations.fal_webhooks import WebhookRejected, check_webhook_token, verify_webhook
 from veoproject.exceptions import error_body
 
 logger = logging.getLogger(__name__)
@@ -20,29 +20,40 @@ MAX_WEBHOOK_BYTES = 1024 * 1024
 @csrf_exempt  # fal signs its webhooks; there is no session here
 @require_POST
 def fal_webhook(request: HttpRequest) -> JsonResponse:
-    """fal's completion webhook: verify, then apply through the idempotent services."""
+    """fal's completion webhook: check that it is about our job (the URL's token), that fal
+    signed it, then apply it through the idempotent services (which check the job's id)."""
     if int(request.headers.get("Content-Length") or 0) > MAX_WEBHOOK_BYTES:
         return JsonResponse(error_body("too_large", "The webhook body is too large."), status=413)
-    body = request.body
-    try:
-        verify_webhook(body=body, headers=request.headers)
-    except WebhookRejected as exc:
-        logger.warning("event=fal_webhook_rejected reason=%s", exc)
-        return JsonResponse(
-            error_body("invalid_signature", "The webhook signature is not valid."), status=401
-        )
     try:
         generation_id = UUID(request.GET.get("generation", ""))
-        payload = json.loads(body)
-        if not isinstance(payload, dict):
-            raise ValueError
     except ValueError:
         return JsonResponse(error_body("invalid", "Malformed webhook."), status=400)
-    outcome = services.apply_webhook(generation_id=generation_id, payload=payload)
+    body = request.body
+    try:
+        # The token first: it costs no key fetch, and most forgeries stop there.
+        check_webhook_token(generation_id, request.GET.get("token", ""))
+        signed = verify_webhook(body=body, headers=request.headers)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return JsonResponse(error_body("invalid", "Malformed webhook."), status=400)
+        outcome = services.apply_webhook(
+            generation_id=generation_id,
+            payload=payload,
+            request_id=signed.request_id,
+            user_id=signed.user_id,
+        )
+    except WebhookRejected as exc:
+        logger.warning(
+            "event=fal_webhook_rejected generation=%s reason=%r", generation_id, str(exc)
+        )
+        return JsonResponse(error_body(exc.code, exc.public_message), status=401)
     logger.info(
         "event=fal_webhook generation=%s request=%s outcome=%s",
         generation_id,
-        payload.get("request_id"),
+        signed.request_id,
         outcome,
     )
     return JsonResponse({"ok": True, "outcome": outcome})

@@ -86,9 +86,37 @@ def verify_webhook(
 
 
 def public_jwk(private_key: Ed25519PrivateKey, kid: str) -> dict[str, str]:
+    """The JWK as fal serves it: ``x`` keeps its ``=`` padding (RFC 7517 says unpadded
+    base64url; fal's live JWKS pads, fal.md §2), so verifiers must accept both."""
     raw = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    x = base64.urlsafe_b64encode(raw).decode()
     return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "use": "sig", "alg": "EdDSA"}
+
+
+def post_signed_webhook(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    timeout: float = 10.0,
+) -> int:
+    """POST ``body`` with fal's signature ``headers`` to ``url``; returns the HTTP status.
+
+    Any fal customer can do this with a webhook of their own job (fal signs every
+    customer's webhooks with the same keys): the forgery tests and the chaos suite play
+    that customer.
+    """
+    with httpx.Client(verify=False, trust_env=False, timeout=timeout) as http:
+        response = http.post(
+            url,
+            content=body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "fal-webhook/fakefal",
+                **headers,
+            },
+        )
+    return response.status_code
 
 
 @dataclass(order=True)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from accounts.models import LedgerEntry
 from generations import services
-from generations.models import Generation
+from generations.models import FalAccount, Generation
 from tests.generations.conftest import PARAMS
 
 JWKS_URL = "https://rest.fal.test/.well-known/jwks.json"
@@ -45,6 +46,11 @@ def signed_headers(key, body: bytes, request_id: str, timestamp: int | None = No
     }
 
 
+@pytest.fixture(autouse=True)
+def _public_site(settings):
+    settings.PUBLIC_BASE_URL = "https://veo.example.com"  # fal is given a webhook URL
+
+
 @pytest.fixture
 def fal_key(settings):
     settings.FAL_WEBHOOK_JWKS_URL = JWKS_URL
@@ -63,9 +69,15 @@ def queued(user):
     return generation
 
 
+def webhook_path(generation) -> str:
+    """The path and query of the URL fal is given at submit (token included)."""
+    url = urlsplit(services.fal_webhook_url(generation))
+    return f"{url.path}?{url.query}"
+
+
 def post_webhook(client, generation, body: bytes, headers: dict):
     return client.post(
-        f"/webhooks/fal/?generation={generation.pk}",
+        webhook_path(generation),
         data=body,
         content_type="application/json",
         **headers,
@@ -230,3 +242,65 @@ def test_webhook_of_a_job_whose_submit_had_no_answer_is_adopted_and_not_resent(
     generation.refresh_from_db()
     assert (generation.status, generation.fal_request_id) == ("succeeded", "req-lost")
     assert generation.fal_submit_count == 1
+
+
+def test_ok_webhook_without_payload_falls_back_to_fetching_the_result(client, fal_key, queued):
+    # fal sends `payload: null` and says why in `payload_error` when the output was not
+    # valid JSON (fal.md §2): the job may have a video, so ask the result endpoint.
+    body = json.dumps(
+        {
+            "request_id": queued.fal_request_id,
+            "gateway_request_id": queued.fal_request_id,
+            "status": "OK",
+            "payload": None,
+            "payload_error": "Output is not JSON serializable",
+            "error": None,
+        }
+    ).encode()
+    response = post_webhook(
+        client, queued, body, signed_headers(fal_key, body, queued.fal_request_id)
+    )
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "polling"
+    queued.refresh_from_db()
+    # The immediate poll (tasks run inline here) fetched the result and copied the video.
+    assert queued.status == "succeeded"
+    assert LedgerEntry.objects.filter(generation=queued, kind="capture").count() == 1
+    assert not LedgerEntry.objects.filter(generation=queued, kind="release").exists()
+
+
+def test_first_verified_webhook_records_the_fal_user_id_once(client, fal_key, queued, caplog):
+    body = ok_body(queued)
+    headers = signed_headers(fal_key, body, queued.fal_request_id)
+    with caplog.at_level("INFO", logger="generations"):
+        assert post_webhook(client, queued, body, headers).status_code == 200
+        assert post_webhook(client, queued, body, headers).status_code == 200
+    assert FalAccount.load().webhook_user_id_seen == "fal-user-1"
+    assert caplog.text.count("event=fal_webhook_user_id user_id=fal-user-1") == 1
+
+
+def test_a_refused_webhook_does_not_record_its_user_id(client, fal_key, queued):
+    body = ok_body(queued)
+    response = client.post(
+        f"/webhooks/fal/?generation={queued.pk}",  # no token
+        data=body,
+        content_type="application/json",
+        **signed_headers(fal_key, body, queued.fal_request_id),
+    )
+    assert response.status_code == 401
+    assert FalAccount.load().webhook_user_id_seen == ""
+
+
+def test_jwks_with_and_without_padding_both_verify(client, settings, queued):
+    settings.FAL_WEBHOOK_JWKS_URL = JWKS_URL
+    padded, unpadded = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    unpadded_jwk = {**jwk(unpadded), "x": jwk(unpadded)["x"].rstrip("=")}
+    assert jwk(padded)["x"].endswith("=")  # as fal serves it
+    with respx.mock() as mock:
+        mock.get(JWKS_URL).mock(
+            return_value=httpx.Response(200, json={"keys": [jwk(padded), unpadded_jwk]})
+        )
+        for key in (padded, unpadded):
+            body = ok_body(queued)
+            headers = signed_headers(key, body, queued.fal_request_id)
+            assert post_webhook(client, queued, body, headers).status_code == 200
