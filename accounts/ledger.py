@@ -9,7 +9,9 @@ Every operation is idempotent by key: calling it again with the same key returns
 entry and moves nothing, also when two calls race (the unique key decides; the loser's
 transaction is rolled back and it returns the winner's entry). A generation gets one hold
 and then one settlement, capture or release, which share the key ``settle:<id>`` and a
-partial unique constraint; callers compare ``entry.kind`` to learn which one won.
+partial unique constraint; callers compare ``entry.kind`` to learn which one won. A
+settlement always closes the whole hold (its reserved change is minus the hold); a capture
+spends all of it, or, under a refund policy that charges a share, part (`capture_part`).
 """
 
 from __future__ import annotations
@@ -210,6 +212,29 @@ def capture(*, generation: Generation) -> LedgerEntry:
         reserved_change=-held,
         idempotency_key=f"settle:{generation.pk}",
         generation=generation,
+    )
+
+
+def capture_part(*, generation: Generation, credits: int, reason: str) -> LedgerEntry:
+    """Spend `credits` of the hold and free the rest, in one settlement: a capture entry
+    of (-credits, -held), so a generation still has exactly one settlement and its hold is
+    closed whole. For a video fal billed but the user did not get, when the refund policy
+    charges it in full or a share. Never more than the hold (the frozen quote): LedgerError.
+    Returns the settlement entry, which is a release (or an earlier capture) if the
+    generation was already settled (check `.kind`)."""
+    held = _open_hold(generation).reserved_change
+    if _positive(credits) > held:
+        raise LedgerError(
+            f"Generation {generation.pk}: cannot charge {credits} credits of a {held}-credit hold."
+        )
+    return _post(
+        user_id=generation.owner_id,
+        kind=Kind.CAPTURE,
+        amount=-credits,
+        reserved_change=-held,
+        idempotency_key=f"settle:{generation.pk}",
+        generation=generation,
+        reason=reason,
     )
 
 

@@ -9,6 +9,10 @@ from django.conf import settings
 from generations.models import Duration, PricingRule, Resolution
 from veoproject.exceptions import PricingError
 
+# What one US dollar buys in credits: prices are set from fal's dollar rates with it, and
+# the staff overview converts captured credits back to dollars with it.
+CREDITS_PER_USD = 100
+
 # fal's list price for fal-ai/veo3.1/image-to-video at 100 credits per US dollar: $0.40/s
 # with audio, $0.20/s without, at 720p and 1080p; 4K ($0.60/$0.40) inactive until staff
 # switch it on. Migration 0002 seeds the same rows (migrations keep their own copy).

@@ -1,5 +1,9 @@
 """Final states and the money that goes with them: succeed (capture), fail and cancel
-(release), each a conditional UPDATE from the in-flight statuses."""
+(release), each a conditional UPDATE from the in-flight statuses.
+
+A failure fal still bills (content policy) and the owner's cancel after fal started
+rendering are settled by staff's refund policy (`generations.costs`): released, or
+captured in full or in part, in the one settlement; the generation records the policy."""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import ledger
-from accounts.models import User
+from accounts.models import LedgerEntry, User
+from generations import costs
 from generations.dispatch import enqueue
-from generations.models import Generation
+from generations.models import Generation, RefundPolicy
 from veoproject.exceptions import (
     InvalidTransition,
 )
@@ -38,8 +43,31 @@ def _after_final(generation: Generation) -> None:
         transaction.on_commit(lambda: enqueue_callback(generation=generation))
 
 
+def _settle_billed(generation: Generation, *, billed: str, policy: RefundPolicy) -> LedgerEntry:
+    """Settle a generation fal billed by the refund policy for `billed`: release, or
+    capture all or a share of the hold (never more than the frozen quote)."""
+    charge = costs.charge_for(reason=billed, cost_credits=generation.cost_credits, policy=policy)
+    if charge.credits:
+        entry = ledger.capture_part(
+            generation=generation, credits=charge.credits, reason=charge.ledger_reason
+        )
+    else:
+        entry = ledger.release(generation=generation, reason=charge.ledger_reason)
+    logger.info(
+        "event=refund_policy_applied generation=%s reason=%s policy=%s charged=%s",
+        generation.pk,
+        billed,
+        charge.policy,
+        charge.credits,
+    )
+    return entry
+
+
 def fail(*, generation_id: UUID, code: str, message: str) -> bool:
-    """Fail an in-flight generation and release its hold. False if it already ended."""
+    """Fail an in-flight generation and release its hold (or settle it by the refund
+    policy when fal bills the failure). False if it already ended."""
+    billed = costs.billed_failure_reason(code)
+    policy = costs.policy_for(billed) if billed else None
     with transaction.atomic():
         if not _finalize(
             generation_id,
@@ -47,10 +75,14 @@ def fail(*, generation_id: UUID, code: str, message: str) -> bool:
             status=Status.FAILED,
             error_code=code[:40],
             error_message=message[:2000],
+            **({"settlement_policy": policy.label} if policy is not None else {}),
         ):
             return False
         generation = Generation.objects.get(pk=generation_id)
-        ledger.release(generation=generation, reason=code)
+        if billed:
+            _settle_billed(generation, billed=billed, policy=policy)
+        else:
+            ledger.release(generation=generation, reason=code)
         _after_final(generation)
     logger.info("event=generation_failed generation=%s code=%s", generation_id, code)
     return True
@@ -81,7 +113,8 @@ CANCELABLE = (Status.PENDING, Status.SUBMITTING, Status.QUEUED)
 
 def cancel(*, generation: Generation, actor: User | None = None) -> Generation:
     """Cancel a generation that fal has not started rendering; its hold is released at
-    once. A job already on fal's queue is canceled there too (after commit)."""
+    once. A job already on fal's queue is canceled there too (after commit). Should fal
+    have reported that it started, the owner's cancel is settled by the refund policy."""
     by = "staff" if actor is not None and actor.pk != generation.owner_id else "you"
     message = "Canceled by staff." if by == "staff" else "Canceled at your request."
     with transaction.atomic():
@@ -96,7 +129,16 @@ def cancel(*, generation: Generation, actor: User | None = None) -> Generation:
             generation.refresh_from_db()
             raise InvalidTransition(f"A {generation.public_status} generation cannot be canceled.")
         generation.refresh_from_db()
-        ledger.release(generation=generation, reason="canceled")
+        billed = costs.billed_cancel_reason(generation, by_owner=by == "you")
+        if billed:
+            policy = costs.policy_for(billed)
+            _settle_billed(generation, billed=billed, policy=policy)
+            generation.settlement_policy = policy.label
+            Generation.objects.filter(pk=generation.pk).update(
+                settlement_policy=generation.settlement_policy
+            )
+        else:
+            ledger.release(generation=generation, reason="canceled")
         if generation.fal_request_id:
             request_id = generation.fal_request_id
             transaction.on_commit(lambda: enqueue("cancel_on_fal", request_id))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
 from accounts import ledger
@@ -240,6 +243,74 @@ def test_settling_a_generation_without_a_hold_is_an_error(user, settle):
     with pytest.raises(LedgerError):
         settle(generation=generation)
     assert numbers(user) == (1000, 0)
+
+
+# --- capture_part (a refund policy charging a share) -----------------------------------------
+
+
+def test_capture_part_spends_the_share_and_frees_the_rest_in_one_settlement(user, held):
+    entry = ledger.capture_part(generation=held, credits=160, reason="content_policy: 50%")
+
+    assert (entry.kind, entry.amount, entry.reserved_change) == (Kind.CAPTURE, -160, -320)
+    assert (entry.balance_after, entry.reserved_after) == (840, 0)
+    assert entry.reason == "content_policy: 50%"
+    assert numbers(user) == (840, 0)
+    assert list(
+        LedgerEntry.objects.filter(generation=held).order_by("id").values_list("kind", flat=True)
+    ) == [Kind.HOLD, Kind.CAPTURE]
+    assert ledger.broken_accounts() == []
+    call_command("check_ledger", stdout=io.StringIO())
+
+
+def test_capture_part_of_the_whole_hold_is_a_full_capture(user, held):
+    entry = ledger.capture_part(generation=held, credits=320, reason="charged")
+    assert (entry.amount, entry.reserved_change) == (-320, -320)
+    assert numbers(user) == (680, 0)
+    assert ledger.broken_accounts() == []
+
+
+@pytest.mark.parametrize("credits", [321, 10_000])
+def test_capture_part_never_charges_more_than_the_hold(user, held, credits):
+    with pytest.raises(LedgerError):
+        ledger.capture_part(generation=held, credits=credits, reason="too much")
+    assert numbers(user) == (1000, 320)
+    assert not LedgerEntry.objects.filter(generation=held, kind=Kind.CAPTURE).exists()
+
+
+@pytest.mark.parametrize("credits", [0, -5, True, 2.5])
+def test_capture_part_refuses_anything_but_a_positive_whole_number(user, held, credits):
+    with pytest.raises(ValidationFailed):
+        ledger.capture_part(generation=held, credits=credits, reason="x")
+    assert numbers(user) == (1000, 320)
+
+
+def test_capture_part_is_the_one_settlement_of_its_generation(user, held):
+    first = ledger.capture_part(generation=held, credits=100, reason="share")
+
+    again = ledger.capture_part(generation=held, credits=100, reason="share")
+    late_release = ledger.release(generation=held)
+    late_capture = ledger.capture(generation=held)
+
+    assert again.pk == late_release.pk == late_capture.pk == first.pk
+    assert numbers(user) == (900, 0)
+    assert ledger.broken_accounts() == []
+
+
+def test_capture_part_after_a_release_moves_nothing(user, held):
+    released = ledger.release(generation=held)
+    late = ledger.capture_part(generation=held, credits=100, reason="share")
+    assert (late.pk, late.kind) == (released.pk, Kind.RELEASE)
+    assert numbers(user) == (1000, 0)
+
+
+def test_refund_after_capture_part_gives_back_the_share_only(user, held, staff_user):
+    ledger.capture_part(generation=held, credits=160, reason="share")
+
+    refund = ledger.refund(generation=held, reason="goodwill", actor=staff_user)
+
+    assert refund.amount == 160
+    assert numbers(user) == (1000, 0)
+    assert ledger.broken_accounts() == []
 
 
 def test_the_database_allows_one_settlement_per_generation(user, held):
