@@ -6,8 +6,9 @@
 FAL_QUEUE_RUN_HOST and SSL_CERT_FILE are set (for subprocesses and for a fal_client
 imported later), and, because fal_client freezes the host at import, the module constant
 ``fal_client.client.QUEUE_URL_FORMAT`` (read at call time by submit/status/result/cancel)
-is patched too. SSL_CERT_FILE is read by httpx when a client is *created*; all in-process
-fakes share one CA, so a SyncClient created during any fake_fal test stays valid.
+is patched too, and so are the storage hosts ``REST_URL`` and ``CDN_URL`` (uploads).
+SSL_CERT_FILE is read by httpx when a client is *created*; all in-process fakes share
+one CA, so a SyncClient created during any fake_fal test stays valid.
 """
 
 from __future__ import annotations
@@ -22,8 +23,14 @@ from .server import FakeFal
 
 
 def fal_client_env(host: str, ca_pem_path: str) -> dict[str, str]:
-    """Environment variables that point a fresh fal_client process at a fake."""
-    return {"FAL_QUEUE_RUN_HOST": host, "SSL_CERT_FILE": ca_pem_path}
+    """Environment variables that point a fresh fal_client process at a fake. fal-client
+    has no variable for its storage hosts: our settings FAL_STORAGE_* stand in."""
+    return {
+        "FAL_QUEUE_RUN_HOST": host,
+        "SSL_CERT_FILE": ca_pem_path,
+        "FAL_STORAGE_REST_URL": f"https://{host}",
+        "FAL_STORAGE_CDN_URL": f"https://{host}",
+    }
 
 
 def point_fal_client_at(host: str, ca_pem_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,6 +43,9 @@ def point_fal_client_at(host: str, ca_pem_path: str, monkeypatch: pytest.MonkeyP
         return
     monkeypatch.setattr(fal_client.client, "QUEUE_URL_FORMAT", f"https://{host}/")
     monkeypatch.setattr(fal_client.auth, "FAL_QUEUE_RUN_HOST", host)
+    # Storage (uploads): module globals read at call time (tests/fakefal/storage.py).
+    monkeypatch.setattr(fal_client.client, "REST_URL", f"https://{host}")
+    monkeypatch.setattr(fal_client.client, "CDN_URL", f"https://{host}")
 
 
 @pytest.fixture
