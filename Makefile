@@ -20,7 +20,7 @@ DEV_ENV := DEBUG=1 PATH="$(BIN):$$PATH"
 PYTEST := $(DEV_ENV) scripts/pytest
 TIMED := scripts/timed
 
-.PHONY: help install run test test-sqlite test-quick test-pg test-chaos bench lint fmt clean
+.PHONY: help install run test test-sqlite test-quick test-pg test-chaos test-security bench lint fmt clean
 
 help:
 	@echo "make run         set up (venv, install, migrate, demo users) and serve web + worker"
@@ -28,6 +28,7 @@ help:
 	@echo "make test-quick  the fast unit tests on SQLite, stop at the first failure"
 	@echo "make test-pg     the database-sensitive tests (-m 'pg or e2e') on a throwaway PostgreSQL"
 	@echo "make test-chaos  the fault-injection suite (-m chaos) on a throwaway PostgreSQL"
+	@echo "make test-security  one test per attack (tests/security/), then its browser test"
 	@echo "make bench       the benchmarks of BENCHMARKS.md (locust, 1,000 in flight)"
 	@echo "make lint        ruff check + ruff format --check"
 	@echo "make fmt         ruff format + ruff check --fix"
@@ -81,6 +82,16 @@ test-sqlite: install
 
 test-quick: install
 	$(PYTEST) -x -m "not browser and not chaos and not e2e" $(PYTEST_ARGS)
+
+# One test per attack from the outside review (SECURITY.md); also part of `make test`.
+test-security: install
+	$(PYTEST) tests/security -m "not browser" $(PYTEST_ARGS)
+	@if [ -x "$(CHROMIUM)" ]; then \
+		CHROMIUM="$(CHROMIUM)" $(PYTEST) -m browser tests/browser/test_polyglot_upload.py $(PYTEST_ARGS); \
+	else \
+		echo "  $(CHROMIUM) not found: the browser attack test is skipped."; \
+		if [ "$${CI:-}" = "true" ]; then exit 1; fi; \
+	fi
 
 test-pg: install
 	$(DEV_ENV) scripts/with-postgres scripts/pytest -m "(pg or e2e) and not chaos" $(PYTEST_ARGS)

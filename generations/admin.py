@@ -1,8 +1,10 @@
-"""Admin for generations (moderation and support), pricing rules and blocked terms.
+"""Admin for generations (moderation and support), pricing rules, fal prices, refund
+policies and blocked terms.
 
 Declarative: nothing here writes a status, a moderation state, a price or a balance
 directly. Actions call `generations.moderation`, `generations.staff` (cancel, refund,
-re-check) and `generations.pricing_history`; generations themselves are read-only.
+re-check), `generations.pricing_history` and `generations.costs`; generations themselves
+are read-only.
 """
 
 from __future__ import annotations
@@ -13,24 +15,27 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.http import urlencode
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from accounts.admin_reasons import ObjectActionsMixin, reason_action
 from accounts.models import LedgerEntry
-from generations import moderation, overview, pricing_history
+from generations import costs, moderation, overview, pricing_history
 from generations import staff as generation_staff
 from generations.models import (
     BlockedTerm,
     CallbackAttempt,
+    FalPrice,
     Generation,
     PricingRule,
     PricingRuleChange,
+    RefundPolicy,
 )
+from generations.pricing import CREDITS_PER_USD
 from veoproject.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from veoproject.exceptions import ApplicationError
 
@@ -125,6 +130,7 @@ class GenerationAdmin(ObjectActionsMixin, admin.ModelAdmin):
                     "generate_audio",
                     "endpoint",
                     "cost_credits",
+                    "settlement_policy",
                 )
             },
         ),
@@ -149,6 +155,8 @@ class GenerationAdmin(ObjectActionsMixin, admin.ModelAdmin):
                     "fal_request_id",
                     "fal_queue_position",
                     "fal_submit_count",
+                    "fal_cost_usd",
+                    "possible_extra_fal_cost",
                     "fal_video_url",
                     "fal_logs",
                     "video_bytes",
@@ -206,7 +214,8 @@ class GenerationAdmin(ObjectActionsMixin, admin.ModelAdmin):
             "unhide": state != Moderation.VISIBLE,
             "flag": state == Moderation.VISIBLE,
             "cancel": obj.status in Generation.IN_FLIGHT,
-            "refund": obj.status == Generation.Status.SUCCEEDED,
+            # Also a failure or cancel a refund policy charged for.
+            "refund": obj.status == Generation.Status.SUCCEEDED or obj.policy_charged_credits > 0,
         }.get(action_name, True)
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
@@ -246,6 +255,18 @@ class GenerationAdmin(ObjectActionsMixin, admin.ModelAdmin):
         return (
             f"{generation.duration} · {generation.resolution} · {generation.aspect_ratio} · {audio}"
         )
+
+    @admin.display(description="possible extra fal cost")
+    def possible_extra_fal_cost(self, generation: Generation) -> str:
+        if generation.fal_submit_count <= 1:
+            return "None: one POST to fal."
+        extra = generation.fal_submit_count - 1
+        cost = (
+            f"up to ${generation.fal_cost_usd * extra:.2f}"
+            if generation.fal_cost_usd is not None
+            else "unknown (no fal price)"
+        )
+        return f"{cost}: {extra} extra POST(s) may have left a billed job on fal."
 
     @admin.display(description="image")
     def thumbnail(self, generation: Generation) -> str:
@@ -317,8 +338,33 @@ class GenerationAdmin(ObjectActionsMixin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.overview_view),
                 name="generations_overview",
             ),
+            path(
+                "overview/resume-dispatch/",
+                self.admin_site.admin_view(self.resume_dispatch_view),
+                name="generations_resume_dispatch",
+            ),
             *super().get_urls(),
         ]
+
+    def resume_dispatch_view(self, request: HttpRequest) -> HttpResponse:
+        """POST: end a pause of dispatch to fal now (the banner's button; audited). For
+        staff who may change our fal account's state."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("generations.change_falaccount"):
+            raise PermissionDenied
+        if generation_staff.resume_dispatch(actor=request.user):
+            self.message_user(
+                request, "Dispatch to fal resumed; waiting generations are being sent."
+            )
+        else:
+            self.message_user(request, "Dispatch to fal was not paused.", messages.WARNING)
+        target = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            target = reverse("admin:generations_overview")
+        return HttpResponseRedirect(target)
 
     def overview_view(self, request: HttpRequest) -> TemplateResponse:
         """The staff overview: volumes, failures, credits captured, top spenders, work in
@@ -373,9 +419,9 @@ class PricingRuleAdmin(admin.ModelAdmin):
     readonly_fields = ("updated_at", "updated_by")
     inlines = [PricingRuleChangeInline]
 
-    @admin.display(description="USD/s at 100 credits per dollar")
+    @admin.display(description=f"USD/s at {CREDITS_PER_USD} credits per dollar")
     def usd_per_second(self, rule: PricingRule) -> str:
-        return f"${rule.credits_per_second / 100:.2f}"
+        return f"${rule.credits_per_second / CREDITS_PER_USD:.2f}"
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
@@ -396,6 +442,114 @@ class PricingRuleChangeAdmin(ReadOnlyAdmin):
     list_filter = ("changed_at",)
     list_select_related = ("rule", "changed_by")
     search_fields = ("changed_by__username",)
+
+
+# --- What fal bills ------------------------------------------------------------------------
+
+
+class ChangeReasonForm(forms.ModelForm):
+    """A staff edit of money rules carries a reason, recorded in the audit trail."""
+
+    change_reason = forms.CharField(
+        label="Reason for this change",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Recorded in the audit trail with your name.",
+    )
+
+    def clean_change_reason(self) -> str:
+        reason = self.cleaned_data["change_reason"].strip()
+        if not reason:
+            raise forms.ValidationError("A reason is required.")
+        return reason
+
+
+class FalPriceForm(ChangeReasonForm):
+    source_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+
+    class Meta:
+        model = FalPrice
+        fields = (
+            "endpoint",
+            "resolution",
+            "generate_audio",
+            "usd_per_second",
+            "active",
+            "source_url",
+            "source",
+        )
+
+
+@admin.register(FalPrice)
+class FalPriceAdmin(admin.ModelAdmin):
+    """fal's own price per second. A change applies to jobs submitted afterwards; a
+    generation keeps the fal cost recorded at its submit. Deactivate, never delete."""
+
+    form = FalPriceForm
+    list_display = (
+        "endpoint",
+        "resolution",
+        "generate_audio",
+        "usd_per_second",
+        "active",
+        "confirmed",
+        "updated_at",
+        "updated_by",
+    )
+    list_filter = ("active", "resolution", "generate_audio", "endpoint")
+    list_select_related = ("updated_by",)
+    search_fields = ("endpoint", "source")
+    readonly_fields = ("updated_at", "updated_by")
+
+    @admin.display(boolean=True, description="confirmed on a fal page")
+    def confirmed(self, price: FalPrice) -> bool:
+        return price.confirmed
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj: FalPrice, form, change: bool) -> None:
+        costs.save_fal_price(
+            price=obj, actor=request.user, reason=form.cleaned_data["change_reason"]
+        )
+
+    def log_addition(self, request, obj, message):
+        """costs.save_fal_price records the change, with its reason."""
+
+    def log_change(self, request, obj, message):
+        """costs.save_fal_price records the change, with its reason."""
+
+
+class RefundPolicyForm(ChangeReasonForm):
+    class Meta:
+        model = RefundPolicy
+        fields = ("reason", "action", "share_percent")
+
+
+@admin.register(RefundPolicy)
+class RefundPolicyAdmin(admin.ModelAdmin):
+    """Who pays for a video fal billed but the user did not get: per reason, refund (the
+    default, also with no row), charge in full, or charge a share of the quote. Applies to
+    generations settled afterwards; never more than the quote."""
+
+    form = RefundPolicyForm
+    list_display = ("reason", "action", "share_percent", "updated_at", "updated_by")
+    list_select_related = ("updated_by",)
+    readonly_fields = ("updated_at", "updated_by")
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # set "Refund the user" instead, so the change is recorded
+
+    def save_model(self, request, obj: RefundPolicy, form, change: bool) -> None:
+        costs.save_refund_policy(
+            policy=obj, actor=request.user, reason=form.cleaned_data["change_reason"]
+        )
+
+    def log_addition(self, request, obj, message):
+        """costs.save_refund_policy records the change, with its reason."""
+
+    def log_change(self, request, obj, message):
+        """costs.save_refund_policy records the change, with its reason."""
 
 
 # --- Blocked terms -------------------------------------------------------------------------

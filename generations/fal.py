@@ -13,13 +13,64 @@ fal-client 1.0.3 this module relies on (see docs/fal-notes in the README):
   still retried by the client; every POST is counted (`Submitted.attempts`), so a possible
   duplicate is visible and logged. Settlement is per generation, so it is never charged twice.
 * Invalid input is only reported when the result is fetched (422), so we validate first.
+
+Who must act on fal's answer
+----------------------------
+* 401/403 (and 402) are our account's problem, never the user's: `FalAccountProblem`,
+  with `reason` "credentials" (the key) or "account_locked" (fal's
+  `403 {"detail": "User is locked. Reason: Exhausted balance. ..."}`, billing). A submit
+  that gets one pauses dispatch for everyone (`services.account`); a poll that gets one
+  leaves the generation in flight, since fal may still be rendering it.
+* 408/409/429, 5xx that are not the model's own, transport errors: `FalRetryable`.
+* The model's own errors (422 input, content policy, runner errors): `FalJobFailed`.
+* A result that is gone (404: fal keeps results 1 h, 6 min above 10 KB) is
+  `FalJobFailed` with code `upstream_error`, not the user's `invalid_input`.
+* Every error carries a message a user may read (`user_message`: fal's own words only when
+  they are about the user's input) and fal's raw words in `.raw`, for logs and staff.
+* Answers fal-client cannot parse (an unknown status value -> ValueError, a missing field ->
+  KeyError, a non-JSON 2xx -> JSONDecodeError) are not ours to classify: they propagate,
+  and the caller treats them per generation (`services.following`).
+
+Time budget (the one place it is decided; settings' Q_CLUSTER comment points here)
+-----------------------------------------------------------------------------------------
+django-q2 kills a task after `Q_CLUSTER["timeout"]` (90 s). fal-client on its own could
+take far longer: up to 10 attempts per request, each with a 120 s timeout
+(`QUEUE_POLL_TIMEOUT` for status/result/cancel, whatever `default_timeout` says), with
+exponential sleeps of up to 30 s between them. So every gateway call runs inside a budget,
+enforced by an httpx request hook on our `SyncClient`, without patching fal-client:
+
+* one call (a submit; a status; a result, which polls the status once more, then GETs the
+  result; a cancel) gets at most `CALL_BUDGET_SECONDS` (15 s) in all, retries included;
+* each attempt's connect/read/write/pool timeouts are capped at `FAL_HTTP_TIMEOUT` (15 s
+  by default) and at what is left of the budget;
+* the same request is sent at most `CLIENT_ATTEMPTS` (4) times, so fal-client's sleeps
+  between retries add at most about 2 s (0.1 + 0.2 + 0.4 + 0.8 s, x1.5 jitter), and the
+  one sleep that can start inside the budget and end after it is at most 1.2 s;
+* a call over budget raises `FalRetryable` (a submit whose POSTs were not all answered:
+  `FalOutcomeUnknown`, since a job may exist).
+
+Worst cases: one call about 16 s; a submit task one call (plus the image upload, bounded
+at 2 x FAL_HTTP_TIMEOUT by `upload_image`): under 50 s, and under `SUBMIT_LEASE`. A look at
+one generation (`services.following`) is a status and, once completed, a result: about
+33 s. The sweep starts no new look once its pass has run `SWEEP_PASS_BUDGET_SECONDS`
+(`services.sweeping`, 20 s; the rest stay due for the next pass), so a pass ends within
+about 55 s, plus the chain's pause of at most 5 s: well under 90 s. A body trickled byte by
+byte within each read timeout is the one case per-phase timeouts cannot bound;
+django-q2's timeout remains the backstop for it.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import re
 import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import fal_client
@@ -62,6 +113,11 @@ class FalError(ApplicationError):
     http_status = 502
     default_message = "The video service failed."
     posts = 0  # from a submit: the POSTs the client sent before it gave up
+    raw = ""  # fal's own words, for logs and staff; `message` is what a user may read
+
+    def __init__(self, message: str | None = None, *, raw: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.raw = raw or self.message
 
 
 class FalRetryable(FalError):
@@ -82,6 +138,22 @@ class FalJobFailed(FalError):
     """The job ended without a video; `code` is our failure reason."""
 
 
+class FalAccountProblem(FalError):
+    """fal refused our account, not the request (401/402/403): a bad or revoked key, or an
+    account fal locked (billing, "User is locked"). Nothing a user did; never a reason to
+    fail or refund a generation. `reason` is a `FalAccount.PauseReason` value."""
+
+    CREDENTIALS = "credentials"
+    ACCOUNT_LOCKED = "account_locked"
+    default_message = "The video service is not accepting work from this site right now."
+
+    def __init__(self, *, status_code: int, raw: str) -> None:
+        super().__init__(raw=raw)
+        self.status_code = status_code
+        locked = status_code == 402 or bool(_ACCOUNT_LOCK_WORDS.search(raw))
+        self.reason = self.ACCOUNT_LOCKED if locked else self.CREDENTIALS
+
+
 # --- Error mapping ----------------------------------------------------------------------------
 
 _ERROR_TYPE_CODES = {
@@ -90,6 +162,33 @@ _ERROR_TYPE_CODES = {
     "client_cancelled": "canceled",
     "content_policy_violation": "content_policy",
 }
+
+
+# fal's lock messages: "User is locked. Reason: Exhausted balance. Top up your balance at
+# fal.ai/dashboard/billing.", "... Reason: Admin lock. ...", "... Reason: TOP_UP."
+# (fal-ai/fal issues #1112, #1147, #1163, #1168).
+_ACCOUNT_LOCK_WORDS = re.compile(
+    r"locked|balance|billing|top[ _-]?up|payment|exhausted|suspended", re.IGNORECASE
+)
+
+# What a user reads when a generation fails for a cause that is not their input. fal's own
+# words are kept only for the codes that are about the input (they help to fix it).
+USER_INPUT_CODES = ("invalid_input", "content_policy")
+PLAIN_MESSAGES = {
+    "timeout": "The video service took too long to make this video.",
+    "canceled": "The video was canceled at the video service.",
+    "upstream_error": "The video service could not make this video.",
+    "expired": "The finished video was no longer available from the video service.",
+}
+
+
+def user_message(code: str, raw: str) -> str:
+    """The message a user reads for a failure with `code`: fal's words (`raw`) only when
+    they are about the user's input, else a plain sentence with no vendor or account
+    detail (keys, billing, "User is locked" never reach users)."""
+    if code in USER_INPUT_CODES and raw:
+        return raw
+    return PLAIN_MESSAGES.get(code, PLAIN_MESSAGES["upstream_error"])
 
 
 def failure_code(error_type: str | None, status_code: int | None = None) -> str:
@@ -116,13 +215,55 @@ def describe_model_error(status_code: int | None, body: Any) -> tuple[str, str]:
 
 # --- The gateway --------------------------------------------------------------------------------
 
+CALL_BUDGET_SECONDS = 15.0  # one gateway call, fal-client's retries included
+CLIENT_ATTEMPTS = 4  # times fal-client may send the same request within one call
+
 _local = threading.local()
 
 
-def _count_request(request: httpx.Request) -> None:
-    counts = getattr(_local, "counts", None)
-    if counts is not None:
-        counts[request.method] = counts.get(request.method, 0) + 1
+class CallBudgetSpent(Exception):
+    """Raised by our request hook when a call is out of time or attempts. Not an httpx
+    error, so fal-client's retry loop lets it through at once."""
+
+
+@dataclass
+class _Call:
+    """One gateway call, seen by the request/response hooks of this thread."""
+
+    deadline: float
+    attempt_timeout: float
+    sent: Counter[str] = field(default_factory=Counter)  # by method, retries included
+    answered: Counter[str] = field(default_factory=Counter)  # by method
+    attempts: Counter[tuple[str, str]] = field(default_factory=Counter)  # by request
+
+    def unanswered(self, method: str) -> int:
+        return self.sent[method] - self.answered[method]
+
+
+def _before_request(request: httpx.Request) -> None:
+    """Keep each attempt inside the call's budget (see "Time budget" above) and count the
+    requests fal-client sends, its retries included, to see possible duplicate jobs."""
+    call: _Call | None = getattr(_local, "call", None)
+    if call is None:
+        return
+    remaining = call.deadline - time.monotonic()
+    key = (request.method, request.url.path)  # a retry is the same method and path
+    if remaining <= 0.1 or call.attempts[key] >= CLIENT_ATTEMPTS:
+        raise CallBudgetSpent(f"{request.method} {request.url.path}")
+    call.attempts[key] += 1
+    call.sent[request.method] += 1
+    cap = min(remaining, call.attempt_timeout)
+    timeouts = request.extensions.get("timeout") or {}
+    request.extensions["timeout"] = {
+        phase: cap if timeouts.get(phase) is None else min(timeouts[phase], cap)
+        for phase in ("connect", "read", "write", "pool")
+    }
+
+
+def _after_response(response: httpx.Response) -> None:
+    call: _Call | None = getattr(_local, "call", None)
+    if call is not None:
+        call.answered[response.request.method] += 1
 
 
 class FalGateway:
@@ -130,51 +271,71 @@ class FalGateway:
 
     def __init__(self, *, key: str, endpoint: str, timeout: float) -> None:
         self.endpoint = endpoint
+        self.timeout = timeout
         self._client = fal_client.SyncClient(key=key, default_timeout=timeout)
-        # Count every request the client sends (its retries included), to see duplicates.
-        self._client._client.event_hooks["request"].append(_count_request)
-        # status/result/cancel use this module constant (120 s) whatever default_timeout
-        # says; a stalled fal must not hold a worker for 10 x 120 s.
-        fal_client_module.QUEUE_POLL_TIMEOUT = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        hooks = self._client._client.event_hooks
+        hooks["request"].append(_before_request)
+        hooks["response"].append(_after_response)
+
+    @contextmanager
+    def _budget(self) -> Iterator[_Call]:
+        """Run one call within CALL_BUDGET_SECONDS (the hooks read it from this thread)."""
+        call = _Call(deadline=time.monotonic() + CALL_BUDGET_SECONDS, attempt_timeout=self.timeout)
+        _local.call = call
+        try:
+            yield call
+        finally:
+            _local.call = None
 
     def _handle(self, request_id: str) -> fal_client.SyncRequestHandle:
         return self._client.get_handle(self.endpoint, request_id)
 
     def submit(self, *, arguments: dict[str, Any], webhook_url: str | None = None) -> Submitted:
-        _local.counts = {}
-        try:
-            handle = self._client.submit(
-                self.endpoint,
-                arguments,
-                webhook_url=webhook_url,
-                start_timeout=settings.GENERATION_DEADLINE_SECONDS,
-            )
-        except fal_client.FalClientHTTPError as exc:
-            raise _with_posts(self._http_error(exc)) from exc
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            # The last attempt never reached fal: safe to try again. (An earlier attempt
-            # the client retried may have, e.g. a dropped connection: see `posts`.)
-            raise _with_posts(
-                FalRetryable(f"fal is unreachable: {exc.__class__.__name__}")
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise _with_posts(
-                FalOutcomeUnknown(
-                    f"The submit to fal ended without an answer ({exc.__class__.__name__})."
+        with self._budget() as call:
+            try:
+                handle = self._client.submit(
+                    self.endpoint,
+                    arguments,
+                    webhook_url=webhook_url,
+                    start_timeout=settings.GENERATION_DEADLINE_SECONDS,
                 )
-            ) from exc
-        finally:
-            attempts = _local.counts.get("POST", 1)
-            _local.counts = None
-        return Submitted(request_id=handle.request_id, attempts=max(attempts, 1))
+            except fal_client.FalClientHTTPError as exc:
+                raise _with_posts(self._http_error(exc), call) from exc
+            except CallBudgetSpent as exc:
+                # Every POST answered (429s, say): no job was made by them. One without
+                # an answer (a dropped connection) may have made one.
+                if call.unanswered("POST"):
+                    error: FalError = FalOutcomeUnknown("The submit to fal ran out of time.")
+                else:
+                    error = FalRetryable("fal kept refusing the submit; out of time.")
+                raise _with_posts(error, call) from exc
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # The last attempt never reached fal: safe to try again. (An earlier attempt
+                # the client retried may have, e.g. a dropped connection: see `posts`.)
+                raise _with_posts(
+                    FalRetryable(f"fal is unreachable: {exc.__class__.__name__}"), call
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise _with_posts(
+                    FalOutcomeUnknown(
+                        f"The submit to fal ended without an answer ({exc.__class__.__name__})."
+                    ),
+                    call,
+                ) from exc
+        return Submitted(request_id=handle.request_id, attempts=max(call.sent["POST"], 1))
 
     def status(self, *, request_id: str) -> JobStatus:
-        try:
-            status = self._handle(request_id).status(with_logs=True)
-        except fal_client.FalClientHTTPError as exc:
-            raise self._http_error(exc) from exc
-        except httpx.HTTPError as exc:
-            raise FalRetryable(f"fal status failed: {exc.__class__.__name__}") from exc
+        """Where the job is. fal-client's ValueError (an unknown status value) and KeyError
+        (a missing field) propagate: see "Who must act" above."""
+        with self._budget():
+            try:
+                status = self._handle(request_id).status(with_logs=True)
+            except fal_client.FalClientHTTPError as exc:
+                raise self._http_error(exc) from exc
+            except CallBudgetSpent as exc:
+                raise FalRetryable("fal status did not answer in time") from exc
+            except httpx.HTTPError as exc:
+                raise FalRetryable(f"fal status failed: {exc.__class__.__name__}") from exc
         if isinstance(status, fal_client.Queued):
             return JobStatus(state="queued", queue_position=status.position)
         logs = [str(line.get("message", "")) for line in (status.logs or []) if line][-20:]
@@ -185,29 +346,25 @@ class FalGateway:
         )
 
     def result(self, *, request_id: str) -> JobResult:
-        """The finished job's video; FalJobFailed when the model answered with an error.
-        Call only after `status` said completed (fal_client's result() polls until then)."""
-        try:
-            body = self._client.result(self.endpoint, request_id)
-        except fal_client.FalClientHTTPError as exc:
-            response = exc.response
-            if response.status_code in (408, 409, 429) or (
-                response.status_code >= 500 and not _is_model_error(response)
-            ):
-                raise FalRetryable(f"fal answered HTTP {response.status_code}") from exc
+        """The finished job's video; FalJobFailed when the model answered with an error or
+        the result is gone. Call only after `status` said completed (fal_client's result()
+        polls the status until then)."""
+        with self._budget():
             try:
-                error_body = response.json()
-            except ValueError:
-                error_body = {"detail": response.text[:500]}
-            if isinstance(error_body, dict) and not error_body.get("error_type"):
-                error_body["error_type"] = response.headers.get("x-fal-error-type")
-            code, message = describe_model_error(response.status_code, error_body)
-            raise FalJobFailed(message, code=code) from exc
-        except httpx.HTTPError as exc:
-            raise FalRetryable(f"fal result failed: {exc.__class__.__name__}") from exc
-        video = (body or {}).get("video") or {}
-        if not video.get("url"):
-            raise FalJobFailed("fal returned no video.", code="upstream_error")
+                body = self._client.result(self.endpoint, request_id)
+            except fal_client.FalClientHTTPError as exc:
+                raise self._result_error(exc) from exc
+            except CallBudgetSpent as exc:
+                raise FalRetryable("fal result did not answer in time") from exc
+            except httpx.HTTPError as exc:
+                raise FalRetryable(f"fal result failed: {exc.__class__.__name__}") from exc
+        if not isinstance(body, dict):
+            raise ValueError(f"fal's result is a {type(body).__name__}, not an object")
+        video = body.get("video") or {}
+        if not isinstance(video, dict) or not video.get("url"):
+            raise FalJobFailed(
+                user_message("upstream_error", ""), code="upstream_error", raw="no video in result"
+            )
         return JobResult(
             video_url=video["url"],
             content_type=video.get("content_type") or "video/mp4",
@@ -215,36 +372,113 @@ class FalGateway:
         )
 
     def cancel(self, *, request_id: str) -> None:
+        with self._budget():
+            try:
+                self._handle(request_id).cancel()
+            except fal_client.FalClientHTTPError as exc:
+                if exc.status_code in (400, 404):  # already completed, or unknown
+                    return
+                raise self._http_error(exc) from exc
+            except CallBudgetSpent as exc:
+                raise FalRetryable("fal cancel did not answer in time") from exc
+            except httpx.HTTPError as exc:
+                raise FalRetryable(f"fal cancel failed: {exc.__class__.__name__}") from exc
+
+    def upload_image(
+        self, *, data: bytes, content_type: str, file_name: str, expires_in: int
+    ) -> str:
+        """Put an input image on fal's own storage and return the URL to submit.
+
+        fal-client asks rest.fal.ai for a CDN token and POSTs the bytes to v3.fal.media,
+        falling back to fal's GCS upload (fal.md §1.12); fal deletes the file after
+        `expires_in` seconds. Any failure means fal's storage is unavailable for now:
+        FalRetryable. The whole upload is bounded (2 x FAL_HTTP_TIMEOUT): fal-client's
+        own retries (10 attempts per step) could otherwise outlast the submit's lease.
+        """
+        # fal-client hard-codes its storage hosts as module globals read at call time
+        # (fal.md §1.1); the settings exist to point them at the tests' fake fal.
+        if settings.FAL_STORAGE_REST_URL:
+            fal_client_module.REST_URL = settings.FAL_STORAGE_REST_URL
+        if settings.FAL_STORAGE_CDN_URL:
+            fal_client_module.CDN_URL = settings.FAL_STORAGE_CDN_URL
+        upload = self._uploads.submit(
+            self._client.upload,
+            data,
+            content_type,
+            file_name=file_name,
+            lifecycle=fal_client.StorageSettings(expires_in=expires_in),
+        )
         try:
-            self._handle(request_id).cancel()
+            return upload.result(timeout=2 * self._client.default_timeout)
+        except TimeoutError as exc:
+            raise FalRetryable("fal storage did not answer in time") from exc
         except fal_client.FalClientHTTPError as exc:
-            if exc.status_code in (400, 404):  # already completed, or unknown
-                return
-            raise self._http_error(exc) from exc
-        except httpx.HTTPError as exc:
-            raise FalRetryable(f"fal cancel failed: {exc.__class__.__name__}") from exc
+            raise FalRetryable(f"fal storage answered HTTP {exc.status_code}") from exc
+        except httpx.HTTPStatusError as exc:  # the CDN token request
+            code = exc.response.status_code
+            raise FalRetryable(f"fal storage answered HTTP {code}") from exc
+        except (httpx.HTTPError, KeyError, ValueError) as exc:  # unreachable, or odd answers
+            raise FalRetryable(f"fal storage failed: {exc.__class__.__name__}") from exc
+
+    @cached_property
+    def _uploads(self) -> concurrent.futures.ThreadPoolExecutor:
+        # Threads of our own, so an upload stuck in fal-client's retries cannot hold a
+        # worker; it finishes (or gives up) in the background and its URL is not used.
+        return concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="fal-upload")
 
     @staticmethod
     def _http_error(exc: fal_client.FalClientHTTPError) -> FalError:
+        """A refused submit, status or cancel. 400/422 on a submit are about the input;
+        404 on a status is a job fal does not know (any more)."""
         status_code = exc.status_code
         if status_code in (408, 409, 429) or status_code >= 500:
             return FalRetryable(f"fal answered HTTP {status_code}")
+        raw = _raw_message(exc)
+        if status_code in (401, 402, 403):
+            return FalAccountProblem(status_code=status_code, raw=raw)
+        if status_code in (400, 413, 422):
+            return FalRejected(raw, raw=raw)
+        code = "upstream_error"
+        return FalRejected(user_message(code, raw), code=code, raw=f"HTTP {status_code}: {raw}")
+
+    @classmethod
+    def _result_error(cls, exc: fal_client.FalClientHTTPError) -> FalError:
+        """A refused result fetch (or the status poll fal-client makes before it)."""
+        response = exc.response
+        status_code = response.status_code
+        if status_code in (408, 409, 429) or (status_code >= 500 and not _is_model_error(response)):
+            return FalRetryable(f"fal answered HTTP {status_code}")
+        if status_code in (401, 402, 403):
+            return cls._http_error(exc)
+        if status_code in (404, 410):
+            # fal keeps a result 1 h (6 min above 10 KB): gone, and not the user's doing.
+            return FalJobFailed(
+                user_message("expired", ""),
+                code="upstream_error",
+                raw=f"HTTP {status_code}: {_raw_message(exc)}",
+            )
         try:
-            body = exc.response.json()
+            error_body = response.json()
         except ValueError:
-            body = {"detail": str(exc.message)}
-        _, message = describe_model_error(status_code, body)
-        if status_code in (401, 403):
-            logger.error("event=fal_auth_failed status=%s", status_code)
-            return FalRejected(f"fal refused our credentials: {message}", code="upstream_error")
-        return FalRejected(message)
+            error_body = {"detail": response.text[:500]}
+        if isinstance(error_body, dict) and not error_body.get("error_type"):
+            error_body["error_type"] = response.headers.get("x-fal-error-type")
+        code, raw = describe_model_error(status_code, error_body)
+        return FalJobFailed(user_message(code, raw), code=code, raw=raw)
 
 
-def _with_posts(error: FalError) -> FalError:
+def _raw_message(exc: fal_client.FalClientHTTPError) -> str:
+    try:
+        body = exc.response.json()
+    except ValueError:
+        body = {"detail": str(exc.message)[:500]}
+    return describe_model_error(exc.status_code, body)[1]
+
+
+def _with_posts(error: FalError, call: _Call) -> FalError:
     """Record on a failed submit how many POSTs the client sent (its own retries
     included): a dropped connection it retried may have left a job on fal."""
-    counts = getattr(_local, "counts", None) or {}
-    error.posts = counts.get("POST", 1)
+    error.posts = max(call.sent["POST"], 1)
     return error
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
@@ -195,6 +196,22 @@ class Generation(models.Model):
     deadline_at = models.DateTimeField(null=True, blank=True)
     callback_delivered_at = models.DateTimeField(null=True, blank=True)
 
+    # Money fal bills us, and who paid for a video fal billed but we did not deliver.
+    fal_cost_usd = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="What fal charges for this job (seconds x the active fal price), recorded "
+        "at submit; empty if no price was active.",
+    )
+    settlement_policy = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text='The refund policy applied to a video fal billed: "refund", "charge" or '
+        '"share:<percent>"; empty when none applied.',
+    )
+
     objects = GenerationQuerySet.as_manager()
 
     class Meta:
@@ -259,6 +276,34 @@ class Generation(models.Model):
     @property
     def duration_seconds(self) -> int:
         return int(self.duration.rstrip("s"))
+
+    @property
+    def policy_charged_credits(self) -> int:
+        """Credits the applied refund policy charged (0 when it refunded or none applied)."""
+        action, _, percent = self.settlement_policy.partition(":")
+        return RefundPolicy.credits_to_charge(
+            action=action,
+            percent=int(percent) if percent.isdigit() else None,
+            cost=self.cost_credits,
+        )
+
+    @property
+    def settlement_summary(self) -> str:
+        """The applied refund policy in plain words for the owner ("" when none applied)."""
+        action = self.settlement_policy.partition(":")[0]
+        charged = self.policy_charged_credits
+        if action == RefundPolicy.Action.REFUND or (action and not charged):
+            return f"Refunded · {self.cost_credits:,} credits returned"
+        if action == RefundPolicy.Action.CHARGE:
+            return f"Charged: fal billed this video · {charged:,} credits spent"
+        if action == RefundPolicy.Action.SHARE:
+            percent = self.settlement_policy.partition(":")[2]
+            returned = self.cost_credits - charged
+            return (
+                f"Charged {percent}%: fal billed this video · {charged:,} credits spent, "
+                f"{returned:,} returned"
+            )
+        return ""
 
 
 class CallbackAttempt(models.Model):
@@ -338,3 +383,112 @@ class FalAccount(models.Model):
     def load(cls) -> FalAccount:
         account, _ = cls.objects.get_or_create(pk=1)
         return account
+
+
+class FalPrice(models.Model):
+    """What fal charges us per second of video for one endpoint, resolution and audio
+    choice (fal's own list price, in US dollars). Staff keep it in line with fal's model
+    pages; the active row is read when a job is submitted."""
+
+    endpoint = models.CharField(max_length=200)
+    resolution = models.CharField(max_length=8, choices=Resolution.choices)
+    generate_audio = models.BooleanField()
+    usd_per_second = models.DecimalField(max_digits=8, decimal_places=4)
+    active = models.BooleanField(default=True)
+    source_url = models.URLField(max_length=500, blank=True)
+    source = models.TextField(
+        blank=True,
+        help_text="Where the rate comes from, quoted; starts with UNCONFIRMED when no fal "
+        "page states it.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["endpoint", "resolution", "generate_audio"]
+        verbose_name = "fal price"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint", "resolution", "generate_audio"],
+                condition=Q(active=True),
+                name="fal_price_one_active",
+            ),
+            models.CheckConstraint(condition=Q(usd_per_second__gt=0), name="fal_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        audio = "audio" if self.generate_audio else "no audio"
+        return f"{self.endpoint} {self.resolution} {audio}: ${self.usd_per_second}/s"
+
+    @property
+    def confirmed(self) -> bool:
+        return not self.source.lstrip().upper().startswith("UNCONFIRMED")
+
+
+class RefundPolicy(models.Model):
+    """Who pays for a video fal billed but the user did not get, per reason. No row for a
+    reason means refund (the default). Any other failure is always refunded."""
+
+    class Reason(models.TextChoices):
+        CANCELED_AFTER_START = (
+            "canceled_after_start",
+            "Canceled by the user after fal started rendering",
+        )
+        CONTENT_POLICY = "content_policy", "Refused by fal's content policy"
+
+    class Action(models.TextChoices):
+        REFUND = "refund", "Refund the user"
+        CHARGE = "charge", "Charge the user in full"
+        SHARE = "share", "Charge the user a share"
+
+    reason = models.CharField(max_length=32, choices=Reason.choices, unique=True)
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.REFUND)
+    share_percent = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="For a share: the percent of the quote charged, 1-99."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["reason"]
+        verbose_name_plural = "refund policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(reason__in=["canceled_after_start", "content_policy"]),
+                name="refund_policy_reason_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(action="share", share_percent__gte=1, share_percent__lte=99)
+                | (Q(action__in=["refund", "charge"]) & Q(share_percent__isnull=True)),
+                name="refund_policy_share_1_99",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()}: {self.label}"
+
+    def clean(self) -> None:
+        if self.action == self.Action.SHARE:
+            if self.share_percent is None or not 1 <= self.share_percent <= 99:
+                raise ValidationError({"share_percent": "A share is a percent from 1 to 99."})
+        elif self.share_percent is not None:
+            raise ValidationError({"share_percent": "Only a share takes a percent."})
+
+    @property
+    def label(self) -> str:
+        """As recorded on the generation: "refund", "charge" or "share:<percent>"."""
+        return f"share:{self.share_percent}" if self.action == self.Action.SHARE else self.action
+
+    @staticmethod
+    def credits_to_charge(*, action: str, percent: int | None, cost: int) -> int:
+        """Credits charged out of a frozen quote of `cost`: never more than the quote (a
+        share rounds down)."""
+        if action == RefundPolicy.Action.CHARGE:
+            return cost
+        if action == RefundPolicy.Action.SHARE and percent:
+            return cost * min(max(percent, 0), 99) // 100
+        return 0

@@ -11,6 +11,7 @@ Prompt markers choose an outcome, like the test fake: `[fal:content_policy]`,
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
@@ -23,6 +24,7 @@ from generations.fal import FalJobFailed, JobResult, JobStatus, Submitted
 
 SAMPLE_VIDEO = Path(__file__).resolve().parent / "assets" / "sample.mp4"
 SIMULATED_VIDEO_URL = "simulated:sample.mp4"
+SIMULATED_UPLOAD_PREFIX = "simulated:uploads/"
 _MARKER = re.compile(r"\[fal:(content_policy|runner_error|timeout|never)\]")
 _REQUEST_ID = re.compile(r"^sim-(ok|content_policy|runner_error|timeout|never)-(\d+)-[0-9a-f]+$")
 
@@ -72,3 +74,10 @@ class SimulatedGateway:
 
     def cancel(self, *, request_id: str) -> None:
         return None
+
+    def upload_image(
+        self, *, data: bytes, content_type: str, file_name: str, expires_in: int
+    ) -> str:
+        """A stable stand-in for fal's storage URL (same bytes, same URL): nothing is sent
+        anywhere, and the simulated render never reads its input."""
+        return f"{SIMULATED_UPLOAD_PREFIX}{hashlib.sha256(data).hexdigest()[:16]}/{file_name}"

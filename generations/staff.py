@@ -76,3 +76,11 @@ def recheck_generation(*, generation: Generation, actor: User) -> Generation:
         message=f"Re-checked with fal: {before} -> {generation.status}",
     )
     return generation
+
+
+def resume_dispatch(*, actor: User) -> bool:
+    """End a pause of dispatch to fal now, instead of waiting for the probe (audited by
+    the service). False if dispatch was not paused."""
+    from generations.services import account
+
+    return account.resume_dispatch(actor=actor)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 
 from generations.fal import reset_gateway
 from generations.fal_webhooks import key_cache
@@ -49,6 +50,15 @@ def _fresh_fal_gateway():
     yield
     reset_gateway()
     key_cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Signup and password-reset counters live in the (per-process) cache: every test
+    starts with none, whatever the tests before it signed up."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -1,15 +1,31 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpRequest
 
 
+def _once(read: Callable[[], Any]) -> Callable[[], Any]:
+    """A value read only if a template uses it, and then once per request (templates call
+    callables, and may name the value on every card)."""
+    return cache(read)
+
+
 def site(request: HttpRequest) -> dict:
-    """What every page shows: the simulated-backend banner and the user's credits."""
-    context = {"fal_simulated": settings.FAL_SIMULATED}
+    """What every page shows: the simulated-backend banner, the user's credits, whether
+    videos are delayed (dispatch paused: `generations.services.account`) and, for staff,
+    our fal account's state for the admin banner."""
+    context: dict[str, Any] = {"fal_simulated": settings.FAL_SIMULATED}
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         from accounts.selectors import credit_summary
+        from generations.services import account
 
         context["credits"] = credit_summary(user=user)
+        context["dispatch_delayed"] = _once(account.dispatch_paused)
+        if user.is_staff:
+            context["fal_account"] = _once(account.snapshot)
     return context

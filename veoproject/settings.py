@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+import csp.constants as csp
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
@@ -41,19 +43,26 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "accounts",
     "generations",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every page gets CONTENT_SECURITY_POLICY (below); media views set their own.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Oversized or malformed bodies answer 413/400 before any view reads them.
+    "veoproject.middleware.RequestLimitsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a locked-out login attempt into the lockout page (accounts/limits.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "veoproject.urls"
@@ -128,7 +137,9 @@ Q_CLUSTER = {
     "queue_limit": env.int("Q_QUEUE_LIMIT", default=4),
     "bulk": 1,
     # Our tasks are bounded by short HTTP timeouts; retry (the ORM lease) must stay well
-    # above timeout, or a slow task is redelivered and runs twice at once.
+    # above timeout, or a slow task is redelivered and runs twice at once. How every fal
+    # call (fal-client's own retries included) and a sweep pass fit well within this
+    # timeout: generations/fal.py, "Time budget".
     "timeout": 90,
     "retry": 300,
     "max_attempts": 5,
@@ -157,6 +168,43 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "studio"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Abuse limits (accounts/limits.py) ----------------------------------------------------
+# Failed logins, portal and admin alike, are counted by django-axes through authenticate():
+# an account is locked after LOGIN_FAILURE_LIMIT failures, an address after
+# LOGIN_ADDRESS_FAILURE_LIMIT, until LOGIN_LOCKOUT_MINUTES have passed since the last one.
+# API tokens never go through authenticate(): they are not affected.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
+LOGIN_LOCKOUT_MINUTES = max(env.int("LOGIN_LOCKOUT_MINUTES", default=15), 1)
+# Per hour (or /min, /day); empty for no limit. Reset emails per target address and per
+# client address; signups per client address.
+PASSWORD_RESET_RATE = env.str("PASSWORD_RESET_RATE", default="3/hour")
+PASSWORD_RESET_CLIENT_RATE = env.str("PASSWORD_RESET_CLIENT_RATE", default="20/hour")
+SIGNUP_RATE = env.str("SIGNUP_RATE", default="5/hour")
+# Reverse proxies in front of the app that append the client to X-Forwarded-For. 0: the
+# header is ignored (any client can write it) and REMOTE_ADDR is the client.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses attempts while locked out
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each counted on its own
+AXES_FAILURE_LIMIT = "accounts.limits.login_failure_limit"
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+# A fixed pause: attempts while locked out do not extend it (an attacker hammering a
+# victim's account would keep the victim out forever).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# Never: a success would wipe the address's failures too (log in to your own account to
+# keep guessing at others).
+AXES_RESET_ON_SUCCESS = False
+AXES_CLIENT_IP_CALLABLE = "accounts.limits.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.views.login_locked_out"
+# Failures are kept (and shown in the admin); successful logins are not, as that table
+# would only grow.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no banner at every start; lockouts log event=login_locked_out
+
 # --- I18N -------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -182,6 +230,12 @@ STORAGES = {
 }
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 26_214_400
+# First: no byte of an upload past IMAGE_MAX_BYTES reaches memory or disk.
+FILE_UPLOAD_HANDLERS = [
+    "veoproject.uploads.ImageSizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- Security (manage.py check --deploy is clean when DEBUG is off) ---------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -194,6 +248,28 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# django-csp, on every page of the portal, the admin and the API docs. Scripts only from
+# our own static files (no inline script, no eval, nothing from a CDN); inline style
+# attributes stay allowed because the admin's own templates and widgets use them (a style
+# cannot run code). Images may come from https: (a generation made from an image URL shows
+# that image) and blob: (the studio's preview of the chosen file). Media responses carry
+# their own `sandbox` policy (generations/media.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.NONE],
+        "script-src": [csp.SELF, csp.NONCE],
+        "style-src": [csp.SELF, csp.NONCE],
+        "style-src-attr": [csp.UNSAFE_INLINE],
+        "img-src": [csp.SELF, "data:", "blob:", "https:"],
+        "media-src": [csp.SELF],
+        "font-src": [csp.SELF],
+        "connect-src": [csp.SELF],
+        "manifest-src": [csp.SELF],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "frame-ancestors": [csp.NONE],
+    },
+}
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -237,6 +313,8 @@ FAL_WEBHOOK_JWKS_URL = env.str(
     "FAL_WEBHOOK_JWKS_URL", default="https://rest.fal.ai/.well-known/jwks.json"
 )
 FAL_WEBHOOK_TOLERANCE_SECONDS = 300
+# The whole fetch of fal's keys, in seconds: a webhook waits at most this long for them.
+FAL_JWKS_TIMEOUT = env.float("FAL_JWKS_TIMEOUT", default=3.0)
 # When set, webhooks signed for any other fal user id are refused (fal signs every
 # customer's webhooks with the same keys). The first verified webhook logs the id it carried.
 FAL_WEBHOOK_USER_ID = env.str("FAL_WEBHOOK_USER_ID", default="")
@@ -247,8 +325,14 @@ FAL_MEDIA_HOSTS = [
     for host in env.list("FAL_MEDIA_HOSTS", default=["fal.media", "fal.run", "fal.ai"])
     if host.strip()
 ]
-# Short per-call timeouts: fal-client would otherwise wait 120 s per attempt.
+# Short per-attempt timeouts: fal-client would otherwise wait 120 s per attempt (each
+# call's whole budget: generations/fal.py, "Time budget").
 FAL_HTTP_TIMEOUT = env.float("FAL_HTTP_TIMEOUT", default=15.0)
+# Uploaded input images go to fal's storage, whose hosts fal-client hard-codes
+# (https://rest.fal.ai, https://v3.fal.media). Leave these empty; they exist so the test
+# suite's fake fal can stand in for that storage.
+FAL_STORAGE_REST_URL = env.str("FAL_STORAGE_REST_URL", default="").rstrip("/")
+FAL_STORAGE_CDN_URL = env.str("FAL_STORAGE_CDN_URL", default="").rstrip("/")
 # A generation with no final answer after this long is reconciled and failed.
 GENERATION_DEADLINE_SECONDS = env.int("GENERATION_DEADLINE_SECONDS", default=30 * 60)
 VIDEO_MAX_BYTES = env.int("VIDEO_MAX_BYTES", default=200 * 1024 * 1024)
@@ -258,6 +342,12 @@ PROMPT_MAX_CHARS = 2500
 # Fetches and callbacks to loopback/private/reserved addresses are refused unless this is
 # on (tests and closed networks). One rule for all: veoproject/public_urls.py.
 PRIVATE_URLS_ALLOWED = env.bool("PRIVATE_URLS_ALLOWED", default=False)
+# One deadline for a whole callback attempt (connect, send, answer), not per read.
+CALLBACK_TIMEOUT_SECONDS = env.float("CALLBACK_TIMEOUT_SECONDS", default=15.0)
+# Callback POSTs running at once across the cluster: the other workers stay free for work.
+CALLBACK_CONCURRENCY = env.int("CALLBACK_CONCURRENCY", default=max(1, Q_CLUSTER["workers"] // 2))
+# Callback POSTs one user may have running at once (the rest wait their turn).
+CALLBACKS_PER_USER = env.int("CALLBACKS_PER_USER", default=1)
 # /api/schema/ and /api/docs/ for anonymous visitors (a public API documents itself).
 API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=True)
 
@@ -315,6 +405,9 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        # django-axes says "login failed" at INFO for every wrong password; its WARNING
+        # lines (new failures, lockouts) stay.
+        "axes": {"level": "WARNING"},
         # django-q2 logs every task at INFO; the sweep runs every second while work is in
         # flight, so keep its chatter for LOG_LEVEL_TASKS=INFO.
         "django-q": {"level": env.str("LOG_LEVEL_TASKS", default="WARNING")},

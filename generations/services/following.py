@@ -12,14 +12,18 @@ from django.utils import timezone
 
 from generations.dispatch import DISPATCH_GRACE, enqueue
 from generations.fal import (
+    FalAccountProblem,
     FalError,
     FalJobFailed,
     FalRejected,
     JobStatus,
     describe_model_error,
     get_gateway,
+    user_message,
 )
-from generations.models import Generation
+from generations.fal_webhooks import WebhookNotOurs
+from generations.models import FalAccount, Generation
+from generations.services import account
 from generations.services.finishing import finish
 from generations.services.settlement import fail
 
@@ -71,35 +75,101 @@ def _record_video_url(generation: Generation, video_url: str) -> None:
     enqueue("finish", generation.pk)
 
 
-def _follow(generation: Generation) -> None:
+# What one look at fal found (`_follow`'s answer, for the sweep).
+ANSWERED = "answered"  # fal answered with our key, whatever the job's state
+CREDENTIALS = "credentials"  # fal refused our account: the generation stays in flight
+UNREAD = "unread"  # no usable answer (busy, unreachable, or one we could not read)
+
+RETRY_DELAY = timedelta(seconds=5)
+UNREADABLE_DELAY_MIN = timedelta(seconds=5)
+UNREADABLE_DELAY_MAX = timedelta(minutes=2)
+
+
+def _poll_again(generation: Generation, delay: timedelta) -> None:
+    Generation.objects.filter(pk=generation.pk, status__in=Generation.IN_FLIGHT).update(
+        next_poll_at=timezone.now() + delay
+    )
+
+
+def _unreadable_delay(generation: Generation) -> timedelta:
+    """Back off from a job whose answers we cannot read: a tenth of its age, 5 s to 2 min
+    (its deadline still ends it)."""
+    age = timezone.now() - (generation.submitted_at or generation.created_at)
+    return min(max(age / 10, UNREADABLE_DELAY_MIN), UNREADABLE_DELAY_MAX)
+
+
+def _fail_with_cause(generation: Generation, *, code: str, message: str, raw: str) -> None:
+    """Fail with a message a user may read; fal's own words go to the log and to the
+    generation's fal log (admin only)."""
+    logger.warning(
+        "event=fal_job_failed generation=%s code=%s raw=%r", generation.pk, code, raw[:500]
+    )
+    if raw and raw != message:
+        earlier = list(generation.fal_logs or [])[-19:]
+        Generation.objects.filter(pk=generation.pk, status__in=Generation.IN_FLIGHT).update(
+            fal_logs=[*earlier, f"[{code}] {raw[:500]}"]
+        )
+    fail(generation_id=generation.pk, code=code, message=message)
+
+
+def _follow(generation: Generation) -> str:
     """Ask fal about one generation and act on the answer (a sweep step, or staff's
-    "check now")."""
+    "check now"). Never raises: whatever goes wrong with this one generation is logged and
+    retried later, so the sweep goes on with the others. Returns what it found
+    (ANSWERED, CREDENTIALS or UNREAD)."""
+    try:
+        return _ask_fal(generation)
+    except Exception:
+        # An answer fal-client cannot parse (an unknown status: ValueError; a missing
+        # field: KeyError; a non-JSON 2xx: JSONDecodeError), or a bug of ours.
+        logger.exception("event=fal_follow_crashed generation=%s", generation.pk)
+        try:
+            _poll_again(generation, _unreadable_delay(generation))
+        except Exception:
+            logger.exception("event=fal_follow_backoff_failed generation=%s", generation.pk)
+        return UNREAD
+
+
+def _ask_fal(generation: Generation) -> str:
     gateway = get_gateway()
     try:
         job = gateway.status(request_id=generation.fal_request_id)
         if job.state != "completed":
             apply_status(generation=generation, job=job)
-            return
+            return ANSWERED
         if job.error:
-            code, message = describe_model_error(
+            code, raw = describe_model_error(
                 None, {"detail": job.error, "error_type": job.error_type}
             )
-            fail(generation_id=generation.pk, code=code, message=message)
-            return
+            _fail_with_cause(generation, code=code, message=user_message(code, raw), raw=raw)
+            return ANSWERED
         result = gateway.result(request_id=generation.fal_request_id)
     except FalJobFailed as exc:
-        fail(generation_id=generation.pk, code=exc.code, message=exc.message)
-        return
-    except FalRejected as exc:
-        fail(generation_id=generation.pk, code="upstream_error", message=exc.message)
-        return
-    except FalError as exc:
-        Generation.objects.filter(pk=generation.pk, status__in=Generation.IN_FLIGHT).update(
-            next_poll_at=timezone.now() + timedelta(seconds=5)
+        _fail_with_cause(generation, code=exc.code, message=exc.message, raw=exc.raw)
+        return ANSWERED
+    except FalAccountProblem as exc:
+        # Our key or our account, not this generation: fal may still be rendering it, so
+        # it stays in flight (never failed, never refunded); staff see the banner.
+        delay = account.credentials_refused(message=exc.raw)
+        _poll_again(generation, delay)
+        logger.error(
+            "event=fal_credentials_refused generation=%s status=%s retry_in=%s raw=%r",
+            generation.pk,
+            exc.status_code,
+            int(delay.total_seconds()),
+            exc.raw[:500],
         )
-        logger.info("event=fal_poll_retry generation=%s reason=%s", generation.pk, exc)
-        return
+        return CREDENTIALS
+    except FalRejected as exc:  # e.g. a job fal does not know (any more)
+        code = "upstream_error"
+        _fail_with_cause(generation, code=code, message=user_message(code, ""), raw=exc.raw)
+        return ANSWERED
+    except FalError as exc:
+        _poll_again(generation, RETRY_DELAY)
+        logger.info("event=fal_poll_retry generation=%s reason=%s", generation.pk, exc.raw)
+        return UNREAD
     _record_video_url(generation, result.video_url)
+    return ANSWERED
 
 
 def refresh_from_fal(*, generation: Generation) -> Generation:
@@ -108,47 +178,55 @@ def refresh_from_fal(*, generation: Generation) -> Generation:
     if generation.status in (Status.QUEUED, Status.RUNNING) and generation.fal_request_id:
         if generation.fal_video_url:
             finish(generation_id=generation.pk)
-        else:
-            _follow(generation)
+        elif _follow(generation) == ANSWERED:
+            account.credentials_recovered()
         generation.refresh_from_db()
     return generation
 
 
-def apply_webhook(*, generation_id: UUID, payload: dict[str, Any]) -> str:
-    """Apply fal's (verified) webhook. Returns what happened, for the log."""
+def apply_webhook(
+    *, generation_id: UUID, payload: dict[str, Any], request_id: str, user_id: str = ""
+) -> str:
+    """Apply fal's webhook, verified and carrying this generation's URL token. Returns what
+    happened, for the log.
+
+    `request_id` is the one fal signed: it must be the body's and, once the generation
+    knows its job, that job's (raise WebhookNotOurs otherwise; nothing changes). A
+    generation whose submit had no answer adopts the job (the URL token proves fal got
+    it from our submit of this generation).
+    """
+    if not request_id or str(payload.get("request_id") or "") != request_id:
+        raise WebhookNotOurs("the signed request id is not the body's request_id")
+    if len(request_id) > Generation._meta.get_field("fal_request_id").max_length:
+        raise WebhookNotOurs("the request id is too long to be fal's")
     generation = Generation.objects.filter(pk=generation_id).first()
     if generation is None:
         return "unknown_generation"
+    if not generation.fal_request_id and not generation.is_final:
+        _adopt_job(generation, request_id)
+        generation.refresh_from_db()
+    if generation.fal_request_id != request_id:
+        if generation.is_final and not generation.fal_request_id:
+            return "already_final"  # it ended before any job was known: nothing to move
+        # Another job (a surplus one from a resubmit, or someone else's): we follow ours.
+        raise WebhookNotOurs(
+            f"request {request_id} is not the generation's ({generation.fal_request_id!r})"
+        )
+    _note_webhook_user_id(user_id)
     if generation.is_final:
         return "already_final"
-    request_id = str(payload.get("request_id") or "")[:100]
-    if request_id and not generation.fal_request_id:
-        # The webhook beat the submit's response (or followed a submit whose outcome was
-        # unknown): adopt its job. A submit still under way will find its own job surplus.
-        Generation.objects.filter(
-            pk=generation.pk,
-            fal_request_id="",
-            status__in=(Status.PENDING, Status.SUBMITTING),
-        ).update(
-            fal_request_id=request_id,
-            status=Status.QUEUED,
-            submitted_at=timezone.now(),
-            lease_until=None,
-        )
-    elif request_id and request_id != generation.fal_request_id:
-        logger.warning(
-            "event=webhook_other_request generation=%s request=%s known=%s",
-            generation.pk,
-            request_id,
-            generation.fal_request_id,
-        )
-    if payload.get("status") == "OK":
-        video = ((payload.get("payload") or {}).get("video")) or {}
-        if not video.get("url"):
-            fail(generation_id=generation.pk, code="upstream_error", message="fal sent no video.")
-            return "failed"
+    status = payload.get("status")
+    video = _dict(_dict(payload.get("payload")).get("video"))
+    if status == "OK" and video.get("url"):
         _record_video_url(generation, str(video["url"]))
         return "finishing"
+    if status != "ERROR":
+        # fal could not serialize the output (`payload` null, `payload_error` says why), or
+        # says something we do not know: the job may well have a video, and the result
+        # endpoint is the one to ask. Failing here would refund a job fal bills.
+        reason = payload.get("payload_error") or f"status {status!r} without a video"
+        _poll_now(generation, reason=str(reason)[:200])
+        return "polling"
     body = payload.get("payload") or {}
     status_code = _status_code_from(str(payload.get("error") or ""))
     if not isinstance(body, dict) or not body.get("detail"):
@@ -156,6 +234,42 @@ def apply_webhook(*, generation_id: UUID, payload: dict[str, Any]) -> str:
     code, message = describe_model_error(status_code, body)
     fail(generation_id=generation.pk, code=code, message=message)
     return "failed"
+
+
+def _adopt_job(generation: Generation, request_id: str) -> None:
+    """The webhook beat the submit's response (or followed a submit whose outcome was
+    unknown): adopt its job. A submit still under way will find its own job surplus."""
+    Generation.objects.filter(
+        pk=generation.pk,
+        fal_request_id="",
+        status__in=(Status.PENDING, Status.SUBMITTING),
+    ).update(
+        fal_request_id=request_id,
+        status=Status.QUEUED,
+        submitted_at=timezone.now(),
+        lease_until=None,
+    )
+
+
+def _note_webhook_user_id(user_id: str) -> None:
+    """Keep the fal user id of the first webhook that proved to be ours, so an operator can
+    pin it (FAL_WEBHOOK_USER_ID); logged once."""
+    if not user_id or FalAccount.load().webhook_user_id_seen:
+        return
+    if FalAccount.objects.filter(pk=1, webhook_user_id_seen="").update(
+        webhook_user_id_seen=user_id[:100]
+    ):
+        logger.info("event=fal_webhook_user_id user_id=%s", user_id[:100])
+
+
+def _poll_now(generation: Generation, *, reason: str) -> None:
+    _poll_again(generation, timedelta(0))
+    logger.info("event=fal_webhook_without_video generation=%s reason=%r", generation.pk, reason)
+    enqueue("sweep")
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _status_code_from(error: str) -> int | None:

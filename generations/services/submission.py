@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
-import base64
+import io
 import logging
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
+from PIL import Image, UnidentifiedImageError
 
+from generations.costs import fal_cost_usd
 from generations.dispatch import enqueue
 from generations.fal import (
+    FalAccountProblem,
     FalError,
     FalOutcomeUnknown,
     FalRejected,
     FalRetryable,
     get_gateway,
 )
+from generations.fal_webhooks import webhook_token
 from generations.models import Generation
+from generations.services import account
 from generations.services.settlement import fail
+from generations.validation import ALLOWED_IMAGE_FORMATS
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +42,8 @@ UNKNOWN_OUTCOME_GRACE = timedelta(seconds=60)  # before a submit with no answer 
 MAX_SUBMIT_ATTEMPTS = 6
 SIGNED_IMAGE_MAX_AGE = 2 * 3600
 SIGNED_IMAGE_SALT = "generations.signed-image"
+# fal keeps an uploaded input this long past the generation's deadline (then deletes it).
+FAL_IMAGE_GRACE = timedelta(hours=1)
 
 
 def _public_url(path: str) -> str:
@@ -52,22 +62,75 @@ def generation_for_signed_image(token: str) -> Generation | None:
     return Generation.objects.filter(pk=pk).first()
 
 
+def _stored_image(generation: Generation) -> tuple[bytes, str, str]:
+    """The stored upload's bytes, content type and a file name, the last two from the
+    format Pillow reads in the bytes (never from what the client called the file)."""
+    with generation.image.open("rb") as file:
+        data = file.read()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image_format = image.format
+    except UnidentifiedImageError:
+        image_format = None
+    if image_format is None or image_format not in ALLOWED_IMAGE_FORMATS:  # checked at accept
+        raise FalRejected("The uploaded image could not be read.")
+    return data, Image.MIME[image_format], f"input.{ALLOWED_IMAGE_FORMATS[image_format]}"
+
+
+def _fal_image_cache_key(generation: Generation) -> str:
+    return f"generations:fal-image:{generation.pk}"
+
+
 def _image_for_fal(generation: Generation) -> str:
-    """The URL fal fetches the input from. A user's URL goes as given. An upload goes as a
-    signed URL that expires (when the site is public), else inline as a data URI."""
+    """The URL fal fetches the input from. A user's URL goes as given (fal fetches it).
+
+    An upload goes to fal's own storage, once per generation: its URL is cached until the
+    generation's deadline, in the cache the web and workers share, so a resubmit from any
+    worker reuses it (a lost entry only costs one more upload). fal deletes the file an
+    hour after that deadline. When fal's storage is unavailable, a signed URL to our own
+    copy stands in if the site is public (PUBLIC_BASE_URL); otherwise FalRetryable, and
+    the submit is retried later with backoff, like a 5xx.
+    """
     if generation.image_url:
         return generation.image_url
-    if settings.PUBLIC_BASE_URL:
+    key = _fal_image_cache_key(generation)
+    cached = cache.get(key)
+    if cached:
+        return cached
+    data, content_type, file_name = _stored_image(generation)
+    deadline = generation.deadline_at or timezone.now() + timedelta(
+        seconds=settings.GENERATION_DEADLINE_SECONDS
+    )
+    useful_for = max(int((deadline - timezone.now()).total_seconds()), 0)
+    try:
+        url = get_gateway().upload_image(
+            data=data,
+            content_type=content_type,
+            file_name=file_name,
+            expires_in=useful_for + int(FAL_IMAGE_GRACE.total_seconds()),
+        )
+    except FalRetryable as exc:
+        fallback = "signed_url" if settings.PUBLIC_BASE_URL else "retry_later"
+        logger.warning(
+            "event=fal_upload_failed generation=%s fallback=%s reason=%s",
+            generation.pk,
+            fallback,
+            exc,
+        )
+        if not settings.PUBLIC_BASE_URL:
+            raise
         return _public_url(
             reverse("generation-image-signed", args=[signed_image_token(generation)])
         )
-    with generation.image.open("rb") as image:
-        data = image.read()
-    extension = generation.image.name.rsplit(".", 1)[-1].lower()
-    mime = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png"}.get(
-        extension, "image/webp"
+    if useful_for:
+        cache.set(key, url, timeout=useful_for)
+    logger.info(
+        "event=fal_image_uploaded generation=%s content_type=%s bytes=%s",
+        generation.pk,
+        content_type,
+        len(data),
     )
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    return url
 
 
 def fal_arguments(generation: Generation) -> dict[str, Any]:
@@ -83,22 +146,30 @@ def fal_arguments(generation: Generation) -> dict[str, Any]:
 
 
 def fal_webhook_url(generation: Generation) -> str | None:
+    """Where fal posts this generation's webhook. The token proves a webhook is about this
+    generation: fal signs every customer's webhooks with the same keys."""
     if not settings.PUBLIC_BASE_URL:
         return None
-    return _public_url(f"{reverse('fal-webhook')}?generation={generation.pk}")
+    query = urlencode({"generation": str(generation.pk), "token": webhook_token(generation.pk)})
+    return _public_url(f"{reverse('fal-webhook')}?{query}")
 
 
 def _backoff(attempt: int, *, base: float = 2.0, cap: float = 120.0) -> timedelta:
     return timedelta(seconds=min(cap, base * 2 ** max(attempt - 1, 0)))
 
 
-def submit(*, generation_id: UUID) -> None:
+def submit(*, generation_id: UUID, probe: bool = False) -> None:
     """Send one generation to fal, once. Runs in a worker; safe to run twice.
 
     429/5xx/unreachable: back to pending with backoff. A 4xx: failed and released. No
     answer (timeout, dropped connection): the outcome is unknown; it stays `submitting`
     and the sweep submits again after a grace period, counting the possible duplicate.
+    fal refuses our account (locked, billing, key): back to pending, attempt not counted,
+    and dispatch pauses for everyone (`services.account`). While paused only the sweep's
+    `probe` is sent; its success resumes dispatch.
     """
+    if not probe and account.dispatch_paused():
+        return  # it waits, pending; resuming dispatch makes it due
     now = timezone.now()
     claimable = Q(status=Status.PENDING) | Q(
         status=Status.SUBMITTING, lease_until__lt=now, fal_request_id=""
@@ -153,7 +224,32 @@ def submit(*, generation_id: UUID) -> None:
         logger.warning("event=fal_submit_unknown generation=%s reason=%s", generation.pk, exc)
         enqueue("sweep")
         return
+    except FalAccountProblem as exc:
+        # Our account, not this generation: it waits, its hold kept, this try not counted.
+        Generation.objects.filter(pk=generation.pk, status=Status.SUBMITTING).update(
+            status=Status.PENDING,
+            lease_until=None,
+            next_poll_at=None,
+            attempts=F("attempts") - 1,
+            fal_submit_count=F("fal_submit_count") + max(exc.posts - 1, 0),
+        )
+        logger.error(
+            "event=fal_submit_refused_account generation=%s status=%s reason=%s probe=%s raw=%r",
+            generation.pk,
+            exc.status_code,
+            exc.reason,
+            int(probe),
+            exc.raw[:500],
+        )
+        account.pause_dispatch(reason=exc.reason, message=exc.raw)
+        return
     except FalRejected as exc:
+        logger.warning(
+            "event=fal_submit_rejected generation=%s code=%s raw=%r",
+            generation.pk,
+            exc.code,
+            exc.raw[:500],
+        )
         fail(generation_id=generation.pk, code=exc.code, message=exc.message)
         return
     except Exception:
@@ -167,6 +263,7 @@ def submit(*, generation_id: UUID) -> None:
             generation.pk,
             submitted.attempts,
         )
+    fal_cost = fal_cost_usd(generation)  # what fal bills for this job, at today's price
     now = timezone.now()
     recorded = (
         Generation.objects.filter(pk=generation.pk, status=Status.SUBMITTING)
@@ -174,6 +271,7 @@ def submit(*, generation_id: UUID) -> None:
         .update(
             status=Status.QUEUED,
             fal_request_id=submitted.request_id,
+            fal_cost_usd=fal_cost,
             fal_submit_count=F("fal_submit_count") + submitted.attempts,
             submitted_at=now,
             lease_until=None,
@@ -192,11 +290,21 @@ def submit(*, generation_id: UUID) -> None:
         enqueue("cancel_on_fal", submitted.request_id)
         return
     logger.info("event=fal_submitted generation=%s request=%s", generation.pk, submitted.request_id)
+    if probe:
+        account.resume_dispatch()  # fal takes work again
     enqueue("sweep")
 
 
 def cancel_on_fal(*, request_id: str) -> None:
     try:
         get_gateway().cancel(request_id=request_id)
+    except FalAccountProblem as exc:
+        logger.error(
+            "event=fal_credentials_refused request=%s call=cancel status=%s raw=%r",
+            request_id,
+            exc.status_code,
+            exc.raw[:500],
+        )
+        account.credentials_refused(message=exc.raw)
     except FalError as exc:
         logger.warning("event=fal_cancel_failed request=%s reason=%s", request_id, exc)

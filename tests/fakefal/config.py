@@ -10,14 +10,19 @@ from typing import Any
 
 # Where faults can be injected.
 API_TARGETS = ("submit", "status", "result", "cancel")
-HTTP_TARGETS = (*API_TARGETS, "files")
+HTTP_TARGETS = (*API_TARGETS, "files", "upload")  # upload: fal storage writes
 JOB_FAULTS = ("runner_error", "timeout", "never", "content_policy")
 WEBHOOK_FAULTS = ("duplicate", "delay", "early", "drop")
 # HTTP fault kinds besides a status code ("429", "500", "502", ...):
 #   drop  - do the work (e.g. create the job), then close the connection, no response
 #   reset - close the connection before doing anything
 #   slow  - do the work, then wait ``slow_seconds`` before answering
-HTTP_ACTIONS = ("drop", "reset", "slow")
+# Answers fal-client cannot read (the work is done, the 2xx answer is spoiled):
+#   unknown_status - a status body with a status value fal-client does not know
+#   missing_fields - a status body without ``logs``/``queue_position`` (KeyError)
+#   not_json       - a 2xx whose body is an HTML page, not JSON
+ANSWER_FAULTS = ("unknown_status", "missing_fields", "not_json")
+HTTP_ACTIONS = ("drop", "reset", "slow", *ANSWER_FAULTS)
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class FakeFalConfig:
     user_id: str = "fakefal-user"
     seed: int = 0
     slow_seconds: float = 5.0
-    # target ("submit", "status", "result", "cancel", "files", "*" = the four API
+    # target ("submit", "status", "result", "cancel", "files", "upload", "*" = the four API
     # targets) -> kind ("429", "500", "502", "drop", "reset", "slow") -> probability
     faults: dict[str, dict[str, float]] = field(default_factory=dict)
     job_failure_rate: float = 0.0  # runner_disconnected
@@ -56,6 +61,9 @@ class FakeFalConfig:
     webhook_retry_base: float = 0.25  # backoff: base * 2**(attempt-1)
     webhook_timeout: float = 10.0
     result_ttl_seconds: float | None = None  # results 404 this long after completion
+    # fal's account lock: every submit answers 403 "User is locked. Reason: <this>. ..."
+    # while set (status, result and cancel still answer, as fal-ai/fal#1147 reports).
+    locked_reason: str | None = None
     max_records: int = 100_000  # recorded requests kept (oldest dropped)
 
     def update(self, values: dict[str, Any]) -> None:

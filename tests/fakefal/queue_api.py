@@ -49,10 +49,23 @@ class QueueAPI:
 
     base_url: str  # provided by FakeFal (https://127.0.0.1:PORT)
 
+    # ------------------------------------------------------------------ account
+
+    def lock_account(self, reason: str = "Exhausted balance") -> None:
+        """Lock the account as fal does when the balance runs out: every submit answers
+        403 "User is locked. Reason: <reason>. ..." until ``unlock_account()``."""
+        self.configure(locked_reason=reason)  # type: ignore[attr-defined]
+
+    def unlock_account(self) -> None:
+        self.configure(locked_reason=None)  # type: ignore[attr-defined]
+
     # ------------------------------------------------------------------ queue routes
 
     def _submit(self, req: Request, segs: list[str], now: float, record: RecordedRequest) -> Reply:
         st, cfg = self._state, self.config
+        if cfg.locked_reason:
+            st.counters["submits_refused_locked"] += 1
+            return Reply.json(403, {"detail": _lock_detail(cfg.locked_reason)})
         body = req.json()
         webhook = req.query.get("fal_webhook") or None
         prompt = body.get("prompt") if isinstance(body, dict) else None
@@ -292,6 +305,16 @@ class QueueAPI:
                     "body": json.loads(delivery.body),
                 }
             )
+
+
+def _lock_detail(reason: str) -> str:
+    """fal's words for a locked account (fal-ai/fal issues #1112, #1147, #1168)."""
+    if reason.lower().startswith("exhausted balance"):
+        return (
+            "User is locked. Reason: Exhausted balance. Top up your balance at "
+            "fal.ai/dashboard/billing."
+        )
+    return f"User is locked. Reason: {reason.rstrip('.')}. Please contact support@fal.ai"
 
 
 def _start_deadline(req: Request, now: float) -> float | None:

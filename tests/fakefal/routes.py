@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+from .storage import classify_storage
 from .transport import Reply
 
 NGINX_PAGE = (
@@ -35,6 +37,9 @@ class RecordedRequest:
 
 def classify(method: str, segs: list[str]) -> str:
     """Which fal endpoint a request is for (kinds double as fault targets)."""
+    storage = classify_storage(method, segs)  # upload/uploaded, before "files" and submit
+    if storage is not None:
+        return storage
     if segs == [".well-known", "jwks.json"]:
         kind, allowed = "jwks", ("GET",)
     elif len(segs) == 2 and segs[0] == "files":
@@ -84,3 +89,25 @@ def ranged(data: bytes, range_header: str | None) -> Reply:
     end = min(end, size - 1)
     headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     return Reply(206, data[start : end + 1], headers)
+
+
+def spoiled(kind: str, reply: Reply) -> Reply:
+    """A 2xx answer made unreadable for fal-client (``config.ANSWER_FAULTS``); anything
+    else is left as it is."""
+    if reply.action != "send" or not 200 <= reply.status < 300:
+        return reply
+    if kind == "not_json":
+        page = b"<html><body><h1>OK</h1></body></html>"
+        return Reply(200, page, {"Content-Type": "text/html"})
+    try:
+        payload = json.loads(reply.body)
+    except ValueError:
+        return reply
+    if not isinstance(payload, dict) or "status" not in payload:
+        return reply  # only status bodies carry these fields
+    if kind == "unknown_status":
+        payload["status"] = "PAUSED"
+    elif kind == "missing_fields":
+        payload.pop("logs", None)
+        payload.pop("queue_position", None)
+    return Reply.json(reply.status, payload, {**reply.headers})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import threading
 import time
 from collections import Counter, deque
@@ -19,20 +20,27 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from .config import FakeFalConfig, Fault, FaultPlan
+from .config import ANSWER_FAULTS, FakeFalConfig, Fault, FaultPlan
 from .control import handle_control
 from .queue_api import QueueAPI, State
-from .routes import RecordedRequest, classify, http_error
+from .routes import RecordedRequest, classify, http_error, spoiled
 from .scheduler import COMPLETED, Job, Scheduler
+from .storage import STORAGE_KINDS, StorageAPI, StorageState
 from .tls import TLSIdentity, create_identity, shared_identity
 from .transport import Reply, Request, TLSServer
-from .webhooks import DeliverySettings, WebhookDispatcher, public_jwk, sign_webhook
+from .webhooks import (
+    DeliverySettings,
+    WebhookDispatcher,
+    post_signed_webhook,
+    public_jwk,
+    sign_webhook,
+)
 
 ASSETS = Path(__file__).resolve().parents[2] / "generations" / "assets"
 DEFAULT_VIDEO = ASSETS / "sample.mp4"
 
 
-class FakeFal(QueueAPI):
+class FakeFal(QueueAPI, StorageAPI):
     """An HTTPS fake of fal's queue API, JWKS, CDN file URLs and webhooks.
 
     Keyword arguments other than the ones below are ``FakeFalConfig`` fields
@@ -64,6 +72,7 @@ class FakeFal(QueueAPI):
         self._wall_offset = time.time() - time.monotonic()
         self._lock = threading.RLock()
         self._state = self._new_state()
+        self._storage = StorageState()
         self._server: TLSServer | None = None
         self._thread: threading.Thread | None = None
         self._dispatcher = WebhookDispatcher(
@@ -167,7 +176,8 @@ class FakeFal(QueueAPI):
     ) -> None:
         """Force a fault for the next ``times`` requests/jobs of ``target``.
 
-        HTTP targets submit/status/result/cancel/files ("*" = any of the first four):
+        HTTP targets submit/status/result/cancel/files/upload ("*" = any of the first
+        four; "upload" = any storage write, storage.py):
         a status code (502-504 look like the nginx ingress unless ``nginx=False``),
         "drop", "reset" or "slow" (``seconds`` overrides ``slow_seconds``).
         "job": runner_error/timeout/never/content_policy for the next submitted jobs.
@@ -185,6 +195,7 @@ class FakeFal(QueueAPI):
                 self.config = copy.deepcopy(self._initial_config)
             self._dispatcher.clear()
             self._state = self._new_state()
+            self._storage = StorageState()
             self._dispatcher.wake()
 
     def rotate_webhook_key(
@@ -206,10 +217,37 @@ class FakeFal(QueueAPI):
     def jwks(self) -> dict[str, Any]:
         return {"keys": [public_jwk(key, kid) for kid, key in self._keys]}
 
-    def sign(self, body: bytes, request_id: str, timestamp: int | None = None) -> dict[str, str]:
-        return sign_webhook(
-            self.webhook_private_key, body, request_id, self.config.user_id, timestamp
-        )
+    def sign(
+        self,
+        body: bytes,
+        request_id: str,
+        timestamp: int | None = None,
+        *,
+        user_id: str | None = None,
+    ) -> dict[str, str]:
+        """fal's signature headers for ``body``; ``user_id`` defaults to this account's."""
+        user = self.config.user_id if user_id is None else user_id
+        return sign_webhook(self.webhook_private_key, body, request_id, user, timestamp)
+
+    def forge_webhook(
+        self,
+        url: str,
+        body: bytes | dict[str, Any],
+        *,
+        request_id: str,
+        user_id: str | None = None,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> int:
+        """Sign an arbitrary webhook with the fake's key, as fal signs any customer's, and
+        POST it to ``url`` (a dict body is sent as fal would: sorted keys). ``user_id``:
+        another fal customer's; ``headers`` override the signed ones (e.g. a request id
+        other than the signed one). Returns the HTTP status."""
+        raw = json.dumps(body, sort_keys=True).encode() if isinstance(body, dict) else body
+        signed = {**self.sign(raw, request_id, timestamp, user_id=user_id), **(headers or {})}
+        with self._lock:
+            self._state.counters["webhooks.forged"] += 1
+        return post_signed_webhook(url, raw, signed, timeout=self.config.webhook_timeout)
 
     # ------------------------------------------------------------------ inspection
 
@@ -316,7 +354,7 @@ class FakeFal(QueueAPI):
                 return Reply(action="reset")
             if fault.kind.isdigit():
                 return http_error(int(fault.kind), fault.nginx)
-        if kind != "files" and not self._authorized(req):
+        if kind not in ("files", *STORAGE_KINDS) and not self._authorized(req):
             st.counters["auth_failed"] += 1
             return Reply.json(401, {"detail": "No user found for Key ID and Secret"})
         now = time.monotonic()
@@ -325,6 +363,8 @@ class FakeFal(QueueAPI):
             reply = self._submit(req, segs, now, record)
         elif kind == "files":
             reply = self._file(req, segs[1])
+        elif kind in STORAGE_KINDS:
+            reply = self._storage_route(req, kind, segs)  # own auth: Key or CDN token
         else:
             job = st.jobs.get(segs[3])
             record.request_id = segs[3]
@@ -339,6 +379,8 @@ class FakeFal(QueueAPI):
             reply.action = "drop"
         elif fault is not None and fault.kind == "slow":
             reply.delay = fault.seconds if fault.seconds is not None else self.config.slow_seconds
+        elif fault is not None and fault.kind in ANSWER_FAULTS:
+            reply = spoiled(fault.kind, reply)
         return reply
 
     def _authorized(self, req: Request) -> bool:

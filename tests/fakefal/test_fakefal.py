@@ -322,6 +322,31 @@ def test_webhook_is_signed_and_verifies_against_jwks(
     assert len(fast.jwks["keys"]) == 2 and verify_webhook(b"{}", forged, fast.jwks)
 
 
+def test_jwks_keys_are_padded_like_fals(fast: FakeFal) -> None:
+    # fal's live JWKS keeps "=" on the base64url `x` (fal.md §2).
+    with _http(fast) as http:
+        (key,) = http.get("/.well-known/jwks.json").json()["keys"]
+    assert key["x"].endswith("=") and len(key["x"]) == 44
+
+
+def test_forge_webhook_signs_any_body_for_any_user(fast: FakeFal, receiver: Receiver) -> None:
+    body = {"request_id": "theirs", "status": "OK", "payload": None}
+    status = fast.forge_webhook(
+        receiver.url, body, request_id="signed-id", user_id="another-fal-customer"
+    )
+    assert status == 200
+    ((headers, raw, _),) = receiver.hits
+    assert json.loads(raw) == body and list(json.loads(raw)) == sorted(body)
+    assert headers["X-Fal-Webhook-Request-Id"] == "signed-id"
+    assert headers["X-Fal-Webhook-User-Id"] == "another-fal-customer"
+    assert verify_webhook(raw, headers, fast.jwks)  # fal's key, so it verifies
+    assert fast.counters["webhooks.forged"] == 1
+    # Raw bytes go as given; the user id defaults to the fake's account.
+    fast.forge_webhook(receiver.url, b"not json", request_id="r2")
+    headers, raw, _ = receiver.hits[1]
+    assert raw == b"not json" and headers["X-Fal-Webhook-User-Id"] == fast.config.user_id
+
+
 def test_webhook_retries_then_gives_up(fake_fal_factory: Factory) -> None:
     fal = fake_fal_factory(
         queue_seconds=0, run_seconds=0.05, webhook_retry_base=0.05, webhook_max_attempts=3
@@ -439,6 +464,65 @@ def test_outage_and_recovery(fast: FakeFal, client: fal_client.SyncClient) -> No
     time.sleep(0.3)  # the queue keeps running during the outage
     fast.come_up()
     assert isinstance(handle.status(), fal_client.Completed)
+
+
+def test_account_lock_refuses_submits_like_fal(
+    fast: FakeFal, client: fal_client.SyncClient
+) -> None:
+    handle = client.submit(APP, GOOD)
+    fast.lock_account("Exhausted balance")
+    with pytest.raises(fal_client.FalClientHTTPError) as info:
+        client.submit(APP, GOOD)
+    assert info.value.status_code == 403
+    assert info.value.response.json() == {
+        "detail": "User is locked. Reason: Exhausted balance. Top up your balance at "
+        "fal.ai/dashboard/billing."
+    }
+    assert fast.counters["jobs_created"] == 1 and fast.counters["submits_refused_locked"] == 1
+    _wait(lambda: isinstance(handle.status(), fal_client.Completed))  # polls still answer
+    assert handle.get()["video"]["url"]
+    fast.unlock_account()
+    assert client.submit(APP, GOOD).request_id
+    # Other reasons, and the process mode's /_control/config.
+    with _http(fast) as http:
+        assert http.post("/_control/config", json={"locked_reason": "Admin lock"}).is_success
+        refused = http.post(f"/{APP}", json=GOOD)
+    assert refused.status_code == 403
+    assert refused.json()["detail"].startswith("User is locked. Reason: Admin lock.")
+
+
+def test_answers_fal_client_cannot_read(fast: FakeFal, client: fal_client.SyncClient) -> None:
+    handle = client.submit(APP, GOOD)
+    fast.fail_next("status", "unknown_status")
+    with pytest.raises(ValueError, match="Unknown status: PAUSED"):
+        handle.status()
+    fast.fail_next("status", "missing_fields")
+    with pytest.raises(KeyError):
+        handle.status(with_logs=True)
+    fast.fail_next("status", "not_json")
+    with pytest.raises(json.JSONDecodeError):
+        handle.status()
+    _wait(lambda: isinstance(handle.status(), fal_client.Completed))
+    fast.fail_next("result", "not_json")
+    with pytest.raises(json.JSONDecodeError):
+        handle.get()
+    assert handle.get()["video"]["url"]  # the job itself is fine
+    assert fast.counters["faults.status.unknown_status"] == 1
+
+
+def test_results_expire_with_a_404_like_fals(
+    fake_fal_factory: Factory, client: fal_client.SyncClient
+) -> None:
+    fal = fake_fal_factory(queue_seconds=0, run_seconds=0.05, result_ttl_seconds=0.2)
+    handle = client.submit(APP, GOOD)
+    _wait(lambda: isinstance(handle.status(), fal_client.Completed))
+    assert handle.get()["video"]["url"]  # within the retention window
+    time.sleep(0.3)
+    with pytest.raises(fal_client.FalClientHTTPError) as info:
+        handle.get()
+    assert info.value.status_code == 404
+    assert info.value.response.json() == {"detail": f"Request {handle.request_id} not found"}
+    assert fal.counters["result"] == 2
 
 
 # --------------------------------------------------------------------------- recording

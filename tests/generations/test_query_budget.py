@@ -41,10 +41,12 @@ pytestmark = pytest.mark.django_db
 ACCEPT_BUDGET = 7
 ACCEPT_WITHOUT_CAP_BUDGET = 5
 REPLAY_BUDGET = 2  # validation (the price options), the earlier generation by its key
-# Bearer token (with its user), the page; the portal adds session, user and the count.
+# Bearer token (with its user), the page; the portal adds session, user and the count,
+# and whether dispatch to fal is paused (one read per page: the "videos are delayed"
+# banner and the cards' "delayed" share it).
 API_GENERATION_LIST_BUDGET = 3
 API_LEDGER_LIST_BUDGET = 3
-PORTAL_GENERATION_LIST_BUDGET = 5
+PORTAL_GENERATION_LIST_BUDGET = 6
 # The due query, the in-flight count, the next due time; per generation polled: the
 # conditional UPDATE from queued to running, then (already running) the one that records
 # logs and the next poll time.

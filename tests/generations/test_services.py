@@ -71,6 +71,7 @@ def test_accepted_generation_runs_to_success_and_captures_exactly_once(
     services.apply_webhook(
         generation_id=generation.pk,
         payload={"request_id": generation.fal_request_id, "status": "OK", "payload": {}},
+        request_id=generation.fal_request_id,
     )
     services.finish(generation_id=generation.pk)
     assert kinds(generation) == ["hold", "capture"]
@@ -204,18 +205,17 @@ def test_uploaded_image_is_checked_by_decoding_it(user):
         user=user, params={**PARAMS, "image_url": ""}, image_file=image_upload()
     ).generation
     assert generation.image.name.startswith(f"private/inputs/{user.pk}/")
-    # Without a public site, fal gets the image inline.
-    assert services.fal_arguments(generation)["image_url"].startswith("data:image/jpeg;base64,")
+    # It goes to fal's storage (here the simulated one), never inline as a data: URI.
+    assert services.fal_arguments(generation)["image_url"].startswith("simulated:uploads/")
 
 
-def test_uploaded_image_goes_to_fal_as_signed_url_when_public(user, settings):
-    settings.PUBLIC_BASE_URL = "https://veo.example.com"
+def test_signed_image_token_names_its_generation_only(user):
+    # The signed URL is the fallback when fal's storage is down (tests/generations/
+    # test_fal_upload.py); its token must resolve to its generation and nothing else.
     generation = services.accept(
         user=user, params={**PARAMS, "image_url": ""}, image_file=image_upload()
     ).generation
-    url = services.fal_arguments(generation)["image_url"]
-    assert url.startswith("https://veo.example.com/media/signed/")
-    token = url.rstrip("/").rsplit("/", 1)[-1]
+    token = services.signed_image_token(generation)
     assert services.generation_for_signed_image(token) == generation
     assert services.generation_for_signed_image(token + "x") is None
 

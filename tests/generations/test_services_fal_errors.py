@@ -181,7 +181,9 @@ def test_completed_with_infrastructure_error_is_a_coded_failure(user):
         services.sweep()
     generation.refresh_from_db()
     assert (generation.status, generation.error_code) == ("failed", "timeout")
-    assert generation.error_message == "Request timed out"
+    # Users read a plain reason; fal's own words are kept for staff.
+    assert generation.error_message == "The video service took too long to make this video."
+    assert generation.fal_logs[-1] == "[timeout] Request timed out"
 
 
 def test_queue_position_and_running_are_recorded(user):
