@@ -28,4 +28,5 @@ def site(request: HttpRequest) -> dict:
         context["dispatch_delayed"] = _once(account.dispatch_paused)
         if user.is_staff:
             context["fal_account"] = _once(account.snapshot)
+            context["fal_webhook_user_pinned"] = bool(settings.FAL_WEBHOOK_USER_ID)
     return context

@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts import ledger
 from accounts.models import LedgerEntry
 from generations import services
-from generations.models import Generation, RefundPolicy
+from generations.models import FalAccount, Generation, RefundPolicy
 from generations.overview import overview
 from tests.factories import GenerationFactory, UserFactory
 
@@ -205,3 +205,16 @@ def test_overview_costs_a_fixed_handful_of_queries_whatever_the_volume(known_mon
 
     assert len(few) == len(many) == 8, [q["sql"][:80] for q in many]
     assert stats.possible_duplicates_count == 1 + 20
+
+
+def test_overview_shows_the_fal_user_id_of_the_first_verified_webhook(
+    admin_client_for, superuser, settings
+):
+    FalAccount.objects.update_or_create(pk=1, defaults={"webhook_user_id_seen": "fal-user-42"})
+    settings.FAL_WEBHOOK_USER_ID = ""
+    page = admin_client_for(superuser).get(reverse("admin:generations_overview")).content.decode()
+    assert "fal-user-42" in page and "set <code>FAL_WEBHOOK_USER_ID</code>" in page
+
+    settings.FAL_WEBHOOK_USER_ID = "fal-user-42"
+    page = admin_client_for(superuser).get(reverse("admin:generations_overview")).content.decode()
+    assert "fal-user-42" in page and "set <code>FAL_WEBHOOK_USER_ID</code>" not in page
