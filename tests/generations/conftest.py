@@ -30,3 +30,16 @@ PARAMS = {
     "resolution": "1080p",
     "generate_audio": True,
 }
+
+
+@pytest.fixture
+def real_fal(fake_fal_factory, settings, monkeypatch):
+    """Point the real gateway (fal-client) at a fresh fake fal and return the fake's
+    factory: `real_fal(queue_seconds=0, run_seconds=0.2)`. No webhooks (the site is not
+    public), short HTTP timeouts, and no pause between fal-client's own retries."""
+    settings.FAL_KEY = "key-id:key-secret"
+    settings.FAL_SIMULATED = False
+    settings.FAL_HTTP_TIMEOUT = 5.0
+    settings.PUBLIC_BASE_URL = ""
+    monkeypatch.setattr("fal_client.client._get_retry_delay", lambda *args, **kwargs: 0.0)
+    return fake_fal_factory

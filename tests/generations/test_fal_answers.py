@@ -24,16 +24,9 @@ KEY_REFUSED = "No user found for Key ID and Secret"
 
 
 @pytest.fixture
-def fake(fake_fal_factory, settings, monkeypatch):
-    """The fake fal, quick, with the real gateway pointed at it (polling: no webhooks)."""
-    server = fake_fal_factory(queue_seconds=0, run_seconds=0.2, max_concurrent=10)
-    settings.FAL_KEY = "key-id:key-secret"
-    settings.FAL_SIMULATED = False
-    settings.FAL_HTTP_TIMEOUT = 5.0
-    settings.PUBLIC_BASE_URL = ""
-    # fal-client sleeps between its own retries: no wait (time.sleep itself stays real).
-    monkeypatch.setattr("fal_client.client._get_retry_delay", lambda *args, **kwargs: 0.0)
-    return server
+def fake(real_fal):
+    """The real gateway against a fresh fake fal (tests/generations/conftest.py)."""
+    return real_fal(queue_seconds=0, run_seconds=0.2, max_concurrent=10)
 
 
 def submitted(user, django_capture_on_commit_callbacks, **params) -> Generation:

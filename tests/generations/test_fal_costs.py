@@ -21,14 +21,9 @@ I2V = "fal-ai/veo3.1/image-to-video"
 
 
 @pytest.fixture
-def fal(settings, fake_fal_factory, monkeypatch):
-    """The real fal client against the fake fal; no webhooks (the site is not public)."""
-    settings.FAL_KEY = "key:secret"
-    settings.FAL_SIMULATED = False
-    settings.FAL_HTTP_TIMEOUT = 5.0
-    settings.PUBLIC_BASE_URL = ""
-    monkeypatch.setattr("fal_client.client.time.sleep", lambda seconds: None)
-    return fake_fal_factory(queue_seconds=30, run_seconds=30)
+def fal(real_fal):
+    """The real gateway against a fresh fake fal (tests/generations/conftest.py)."""
+    return real_fal(queue_seconds=30, run_seconds=30)
 
 
 def submitted(user, **params) -> Generation:
