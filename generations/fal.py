@@ -26,7 +26,11 @@ Who must act on fal's answer
 * A result that is gone (404: fal keeps results 1 h, 6 min above 10 KB) is
   `FalJobFailed` with code `upstream_error`, not the user's `invalid_input`.
 * Every error carries a message a user may read (`user_message`: fal's own words only when
-  they are about the user's input) and fal's raw words in `.raw`, for logs and staff.
+  they are about the user's input) and fal's raw words in `.raw`, for logs and staff. A
+  generation fails for what fal said in one place, `services.settlement.fail_for_fal`,
+  which applies `user_message` to a poll's, a webhook's and a submit's answer alike.
+* fal's storage refusing the input image is `FalStorageUnavailable` (a `FalRetryable`):
+  the submit waits for it without counting an attempt.
 * Answers fal-client cannot parse (an unknown status value -> ValueError, a missing field ->
   KeyError, a non-JSON 2xx -> JSONDecodeError) are not ours to classify: they propagate,
   and the caller treats them per generation (`services.following`).
@@ -124,6 +128,11 @@ class FalRetryable(FalError):
     """429, 5xx, or the request never reached fal: try again later."""
 
 
+class FalStorageUnavailable(FalRetryable):
+    """fal's storage did not take the input image: no job was sent, and nothing about this
+    generation is wrong (`services.submission` waits for storage without counting it)."""
+
+
 class FalOutcomeUnknown(FalError):
     """The submit may or may not have created a job (timeout, dropped connection)."""
 
@@ -191,9 +200,15 @@ def user_message(code: str, raw: str) -> str:
     return PLAIN_MESSAGES.get(code, PLAIN_MESSAGES["upstream_error"])
 
 
+# 4xx that are about our account, not the request (a job's ERROR webhook may carry one).
+ACCOUNT_STATUS_CODES = (401, 402, 403)
+
+
 def failure_code(error_type: str | None, status_code: int | None = None) -> str:
     if error_type in _ERROR_TYPE_CODES:
         return _ERROR_TYPE_CODES[error_type]
+    if status_code in ACCOUNT_STATUS_CODES:
+        return "upstream_error"  # our key or account: nothing the user's input could fix
     if status_code == 422 or (status_code and 400 <= status_code < 500 and status_code != 499):
         return "invalid_input"
     return "upstream_error"
@@ -392,7 +407,7 @@ class FalGateway:
         fal-client asks rest.fal.ai for a CDN token and POSTs the bytes to v3.fal.media,
         falling back to fal's GCS upload (fal.md §1.12); fal deletes the file after
         `expires_in` seconds. Any failure means fal's storage is unavailable for now:
-        FalRetryable. The whole upload is bounded (2 x FAL_HTTP_TIMEOUT): fal-client's
+        FalStorageUnavailable. The whole upload is bounded (2 x FAL_HTTP_TIMEOUT): fal-client's
         own retries (10 attempts per step) could otherwise outlast the submit's lease.
         """
         # fal-client hard-codes its storage hosts as module globals read at call time
@@ -411,14 +426,14 @@ class FalGateway:
         try:
             return upload.result(timeout=2 * self._client.default_timeout)
         except TimeoutError as exc:
-            raise FalRetryable("fal storage did not answer in time") from exc
+            raise FalStorageUnavailable("fal storage did not answer in time") from exc
         except fal_client.FalClientHTTPError as exc:
-            raise FalRetryable(f"fal storage answered HTTP {exc.status_code}") from exc
+            raise FalStorageUnavailable(f"fal storage answered HTTP {exc.status_code}") from exc
         except httpx.HTTPStatusError as exc:  # the CDN token request
             code = exc.response.status_code
-            raise FalRetryable(f"fal storage answered HTTP {code}") from exc
+            raise FalStorageUnavailable(f"fal storage answered HTTP {code}") from exc
         except (httpx.HTTPError, KeyError, ValueError) as exc:  # unreachable, or odd answers
-            raise FalRetryable(f"fal storage failed: {exc.__class__.__name__}") from exc
+            raise FalStorageUnavailable(f"fal storage failed: {exc.__class__.__name__}") from exc
 
     @cached_property
     def _uploads(self) -> concurrent.futures.ThreadPoolExecutor:
@@ -434,7 +449,7 @@ class FalGateway:
         if status_code in (408, 409, 429) or status_code >= 500:
             return FalRetryable(f"fal answered HTTP {status_code}")
         raw = _raw_message(exc)
-        if status_code in (401, 402, 403):
+        if status_code in ACCOUNT_STATUS_CODES:
             return FalAccountProblem(status_code=status_code, raw=raw)
         if status_code in (400, 413, 422):
             return FalRejected(raw, raw=raw)
@@ -448,7 +463,7 @@ class FalGateway:
         status_code = response.status_code
         if status_code in (408, 409, 429) or (status_code >= 500 and not _is_model_error(response)):
             return FalRetryable(f"fal answered HTTP {status_code}")
-        if status_code in (401, 402, 403):
+        if status_code in ACCOUNT_STATUS_CODES:
             return cls._http_error(exc)
         if status_code in (404, 410):
             # fal keeps a result 1 h (6 min above 10 KB): gone, and not the user's doing.

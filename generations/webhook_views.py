@@ -21,7 +21,18 @@ MAX_WEBHOOK_BYTES = 1024 * 1024
 @require_POST
 def fal_webhook(request: HttpRequest) -> JsonResponse:
     """fal's completion webhook: check that it is about our job (the URL's token), that fal
-    signed it, then apply it through the idempotent services (which check the job's id)."""
+    signed it, then apply it through the idempotent services (which check the job's id).
+
+    401 refuses a webhook that changes nothing; fal retries it for two hours. A job of our
+    own that is not the generation's job gets a 200 (outcome "surplus", logged
+    `event=fal_webhook_surplus`) only when we know we sent it: a resubmit's job found
+    surplus is remembered (`services.submission.is_surplus_job`). The job of a submit
+    that had no answer, when a later submit's job was recorded, never told us its id: its
+    webhook carries a valid token and signature, but so does another fal customer's job
+    pointed at a leaked URL, and the two cannot be told apart. It stays refused (401, fal
+    retries, nothing moves): the one cost is fal's retries for a job already counted as a
+    possible duplicate (`fal_submit_count`, the admin's possible extra cost).
+    """
     if int(request.headers.get("Content-Length") or 0) > MAX_WEBHOOK_BYTES:
         return JsonResponse(error_body("too_large", "The webhook body is too large."), status=413)
     try:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib
+
 import pytest
 from django.core.cache import cache
 
@@ -39,6 +41,18 @@ def _default_pricing_rules(request):
     request.getfixturevalue("django_db_setup")
     with request.getfixturevalue("django_db_blocker").unblock():
         ensure_default_rules()
+        _ensure_seeded_fal_prices()
+
+
+def _ensure_seeded_fal_prices() -> None:
+    """fal's seeded prices (migration 0006), also after a transactional test flushed them."""
+    from django.apps import apps
+
+    from generations.models import FalPrice
+
+    if not FalPrice.objects.exists():
+        seeds = importlib.import_module("generations.migrations.0006_fal_costs")
+        seeds.seed_fal_prices(apps, None)
 
 
 @pytest.fixture(autouse=True)

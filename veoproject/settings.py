@@ -328,6 +328,10 @@ FAL_MEDIA_HOSTS = [
 # Short per-attempt timeouts: fal-client would otherwise wait 120 s per attempt (each
 # call's whole budget: generations/fal.py, "Time budget").
 FAL_HTTP_TIMEOUT = env.float("FAL_HTTP_TIMEOUT", default=15.0)
+# While fal refuses our account (dispatch paused), the first probe submit waits this many
+# seconds; later ones wait as long as the pause has lasted, up to 10 minutes
+# (generations/services/account.py). Shorter only for tests.
+FAL_PROBE_MIN_SECONDS = env.float("FAL_PROBE_MIN_SECONDS", default=30.0)
 # Uploaded input images go to fal's storage, whose hosts fal-client hard-codes
 # (https://rest.fal.ai, https://v3.fal.media). Leave these empty; they exist so the test
 # suite's fake fal can stand in for that storage.

@@ -13,6 +13,8 @@ our credentials on polls. One `FalAccount` row (pk=1), written only here.
   back off from CREDENTIALS_BACKOFF_MIN to CREDENTIALS_BACKOFF_MAX. The first answer fal
   gives again clears it. A generation whose deadline passes meanwhile is kept until fal
   can be read again; then its last status decides (`services.sweeping`).
+* The fal user id of the first webhook proved ours, for the operator to pin
+  (FAL_WEBHOOK_USER_ID).
 
 Staff see the raw causes (admin banner); users only that videos are delayed.
 """
@@ -34,7 +36,7 @@ from generations.models import FalAccount, Generation
 
 logger = logging.getLogger(__name__)
 
-PROBE_BACKOFF_MIN = timedelta(seconds=30)
+PROBE_BACKOFF_MIN = timedelta(seconds=settings.FAL_PROBE_MIN_SECONDS)  # 30 s by default
 PROBE_BACKOFF_MAX = timedelta(minutes=10)
 CREDENTIALS_BACKOFF_MIN = timedelta(seconds=30)
 CREDENTIALS_BACKOFF_MAX = timedelta(minutes=10)
@@ -203,3 +205,19 @@ def credentials_recovered() -> bool:
     ).update(next_poll_at=now)
     logger.warning("event=fal_credentials_recovered")
     return True
+
+
+# --- Webhooks ------------------------------------------------------------------------------
+
+
+def note_webhook_user_id(user_id: str) -> None:
+    """Keep the fal user id of the first webhook that proved to be ours (fal signed it, for
+    this generation's job), so an operator can pin it (FAL_WEBHOOK_USER_ID); logged once."""
+    user_id = user_id[:100]
+    if not user_id or FalAccount.objects.filter(pk=1).exclude(webhook_user_id_seen="").exists():
+        return
+    _row()
+    if FalAccount.objects.filter(pk=1, webhook_user_id_seen="").update(
+        webhook_user_id_seen=user_id
+    ):
+        logger.info("event=fal_webhook_user_id user_id=%s", user_id)

@@ -19,13 +19,13 @@ from generations.fal import (
     JobStatus,
     describe_model_error,
     get_gateway,
-    user_message,
 )
 from generations.fal_webhooks import WebhookNotOurs
-from generations.models import FalAccount, Generation
+from generations.models import Generation
 from generations.services import account
 from generations.services.finishing import finish
-from generations.services.settlement import fail
+from generations.services.settlement import fail_for_fal
+from generations.services.submission import is_surplus_job, job_on_fal
 
 logger = logging.getLogger(__name__)
 
@@ -98,20 +98,6 @@ def _unreadable_delay(generation: Generation) -> timedelta:
     return min(max(age / 10, UNREADABLE_DELAY_MIN), UNREADABLE_DELAY_MAX)
 
 
-def _fail_with_cause(generation: Generation, *, code: str, message: str, raw: str) -> None:
-    """Fail with a message a user may read; fal's own words go to the log and to the
-    generation's fal log (admin only)."""
-    logger.warning(
-        "event=fal_job_failed generation=%s code=%s raw=%r", generation.pk, code, raw[:500]
-    )
-    if raw and raw != message:
-        earlier = list(generation.fal_logs or [])[-19:]
-        Generation.objects.filter(pk=generation.pk, status__in=Generation.IN_FLIGHT).update(
-            fal_logs=[*earlier, f"[{code}] {raw[:500]}"]
-        )
-    fail(generation_id=generation.pk, code=code, message=message)
-
-
 def _follow(generation: Generation) -> str:
     """Ask fal about one generation and act on the answer (a sweep step, or staff's
     "check now"). Never raises: whatever goes wrong with this one generation is logged and
@@ -141,11 +127,11 @@ def _ask_fal(generation: Generation) -> str:
             code, raw = describe_model_error(
                 None, {"detail": job.error, "error_type": job.error_type}
             )
-            _fail_with_cause(generation, code=code, message=user_message(code, raw), raw=raw)
+            fail_for_fal(generation_id=generation.pk, code=code, raw=raw)
             return ANSWERED
         result = gateway.result(request_id=generation.fal_request_id)
     except FalJobFailed as exc:
-        _fail_with_cause(generation, code=exc.code, message=exc.message, raw=exc.raw)
+        fail_for_fal(generation_id=generation.pk, code=exc.code, raw=exc.raw, message=exc.message)
         return ANSWERED
     except FalAccountProblem as exc:
         # Our key or our account, not this generation: fal may still be rendering it, so
@@ -161,8 +147,7 @@ def _ask_fal(generation: Generation) -> str:
         )
         return CREDENTIALS
     except FalRejected as exc:  # e.g. a job fal does not know (any more)
-        code = "upstream_error"
-        _fail_with_cause(generation, code=code, message=user_message(code, ""), raw=exc.raw)
+        fail_for_fal(generation_id=generation.pk, code="upstream_error", raw=exc.raw)
         return ANSWERED
     except FalError as exc:
         _poll_again(generation, RETRY_DELAY)
@@ -191,7 +176,8 @@ def apply_webhook(
     happened, for the log.
 
     `request_id` is the one fal signed: it must be the body's and, once the generation
-    knows its job, that job's (raise WebhookNotOurs otherwise; nothing changes). A
+    knows its job, that job's (raise WebhookNotOurs otherwise; nothing changes), except
+    for a job of ours we know to be surplus (`is_surplus_job`): acknowledged, ignored. A
     generation whose submit had no answer adopts the job (the URL token proves fal got
     it from our submit of this generation).
     """
@@ -208,11 +194,21 @@ def apply_webhook(
     if generation.fal_request_id != request_id:
         if generation.is_final and not generation.fal_request_id:
             return "already_final"  # it ended before any job was known: nothing to move
-        # Another job (a surplus one from a resubmit, or someone else's): we follow ours.
+        if is_surplus_job(generation, request_id):
+            # Our own extra job (a resubmit's, found surplus and canceled): acknowledged,
+            # or fal would retry it for hours; we follow the generation's job.
+            logger.info(
+                "event=fal_webhook_surplus generation=%s request=%s recorded=%s",
+                generation.pk,
+                request_id,
+                generation.fal_request_id,
+            )
+            return "surplus"
+        # Another job, one we cannot tell is ours (see the webhook view): refused.
         raise WebhookNotOurs(
             f"request {request_id} is not the generation's ({generation.fal_request_id!r})"
         )
-    _note_webhook_user_id(user_id)
+    account.note_webhook_user_id(user_id)
     if generation.is_final:
         return "already_final"
     status = payload.get("status")
@@ -231,35 +227,20 @@ def apply_webhook(
     status_code = _status_code_from(str(payload.get("error") or ""))
     if not isinstance(body, dict) or not body.get("detail"):
         body = {"detail": payload.get("error") or "fal reported an error."}
-    code, message = describe_model_error(status_code, body)
-    fail(generation_id=generation.pk, code=code, message=message)
+    code, raw = describe_model_error(status_code, body)
+    fail_for_fal(generation_id=generation.pk, code=code, raw=raw)
     return "failed"
 
 
 def _adopt_job(generation: Generation, request_id: str) -> None:
     """The webhook beat the submit's response (or followed a submit whose outcome was
-    unknown): adopt its job. A submit still under way will find its own job surplus."""
+    unknown): adopt its job, recorded as a submit's answer records it (its fal cost
+    included). A submit still under way will find its own job surplus."""
     Generation.objects.filter(
         pk=generation.pk,
         fal_request_id="",
         status__in=(Status.PENDING, Status.SUBMITTING),
-    ).update(
-        fal_request_id=request_id,
-        status=Status.QUEUED,
-        submitted_at=timezone.now(),
-        lease_until=None,
-    )
-
-
-def _note_webhook_user_id(user_id: str) -> None:
-    """Keep the fal user id of the first webhook that proved to be ours, so an operator can
-    pin it (FAL_WEBHOOK_USER_ID); logged once."""
-    if not user_id or FalAccount.load().webhook_user_id_seen:
-        return
-    if FalAccount.objects.filter(pk=1, webhook_user_id_seen="").update(
-        webhook_user_id_seen=user_id[:100]
-    ):
-        logger.info("event=fal_webhook_user_id user_id=%s", user_id[:100])
+    ).update(**job_on_fal(generation, request_id))
 
 
 def _poll_now(generation: Generation, *, reason: str) -> None:

@@ -17,6 +17,7 @@ from accounts import ledger
 from accounts.models import LedgerEntry, User
 from generations import costs
 from generations.dispatch import enqueue
+from generations.fal import user_message
 from generations.models import Generation, RefundPolicy
 from veoproject.exceptions import (
     InvalidTransition,
@@ -63,19 +64,31 @@ def _settle_billed(generation: Generation, *, billed: str, policy: RefundPolicy)
     return entry
 
 
-def fail(*, generation_id: UUID, code: str, message: str) -> bool:
+FAL_LOG_LINES = 20  # the generation's fal log keeps fal's last lines (admin only)
+
+
+def fail(*, generation_id: UUID, code: str, message: str, raw: str = "") -> bool:
     """Fail an in-flight generation and release its hold (or settle it by the refund
-    policy when fal bills the failure). False if it already ended."""
+    policy when fal bills the failure). False if it already ended.
+
+    `message` is what the owner reads: our own words. `raw`, fal's own words behind the
+    failure if any, goes to the generation's fal log (staff only). A failure fal reported
+    goes through `fail_for_fal`, which chooses the message."""
     billed = costs.billed_failure_reason(code)
     policy = costs.policy_for(billed) if billed else None
     with transaction.atomic():
+        fields = {"settlement_policy": policy.label} if policy is not None else {}
+        if raw and raw != message:
+            earlier = Generation.objects.filter(pk=generation_id).values_list("fal_logs", flat=True)
+            kept = list(earlier.first() or [])[-(FAL_LOG_LINES - 1) :]
+            fields["fal_logs"] = [*kept, f"[{code}] {raw[:500]}"]
         if not _finalize(
             generation_id,
             Generation.IN_FLIGHT,
             status=Status.FAILED,
             error_code=code[:40],
             error_message=message[:2000],
-            **({"settlement_policy": policy.label} if policy is not None else {}),
+            **fields,
         ):
             return False
         generation = Generation.objects.get(pk=generation_id)
@@ -86,6 +99,27 @@ def fail(*, generation_id: UUID, code: str, message: str) -> bool:
         _after_final(generation)
     logger.info("event=generation_failed generation=%s code=%s", generation_id, code)
     return True
+
+
+def fail_for_fal(
+    *,
+    generation_id: UUID,
+    code: str,
+    raw: str,
+    message: str | None = None,
+    event: str = "fal_job_failed",
+) -> bool:
+    """Fail a generation for what fal reported (a poll, a webhook, a refused submit): the
+    one place that turns fal's words into what a user reads.
+
+    Users read `user_message(code, raw)`: fal's words only when they are about the user's
+    input (invalid input, content policy), else a plain sentence; never keys, billing or
+    "User is locked". `message` overrides it only with a sentence already chosen that way
+    (a `FalError`'s message). fal's raw words are logged (`event`) and kept in the
+    generation's fal log for staff."""
+    shown = message if message is not None else user_message(code, raw)
+    logger.warning("event=%s generation=%s code=%s raw=%r", event, generation_id, code, raw[:500])
+    return fail(generation_id=generation_id, code=code, message=shown, raw=raw)
 
 
 def _succeed(*, generation: Generation, video_name: str, video_bytes: int) -> bool:

@@ -25,12 +25,13 @@ from generations.fal import (
     FalOutcomeUnknown,
     FalRejected,
     FalRetryable,
+    FalStorageUnavailable,
     get_gateway,
 )
 from generations.fal_webhooks import webhook_token
 from generations.models import Generation
 from generations.services import account
-from generations.services.settlement import fail
+from generations.services.settlement import fail, fail_for_fal
 from generations.validation import ALLOWED_IMAGE_FORMATS
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,13 @@ SIGNED_IMAGE_MAX_AGE = 2 * 3600
 SIGNED_IMAGE_SALT = "generations.signed-image"
 # fal keeps an uploaded input this long past the generation's deadline (then deletes it).
 FAL_IMAGE_GRACE = timedelta(hours=1)
+# While fal's storage refuses the input image: a tenth of the generation's age, in these
+# bounds (not a submit attempt; the generation's deadline still ends the wait).
+STORAGE_RETRY_MIN = timedelta(seconds=2)
+STORAGE_RETRY_MAX = timedelta(minutes=2)
+# How long a surplus job's id is remembered: fal may deliver its webhook until the job
+# ends (at most the generation's deadline) and retries a delivery for 2 hours.
+WEBHOOK_RETRY_WINDOW = timedelta(hours=2)
 
 
 def _public_url(path: str) -> str:
@@ -88,8 +96,9 @@ def _image_for_fal(generation: Generation) -> str:
     generation's deadline, in the cache the web and workers share, so a resubmit from any
     worker reuses it (a lost entry only costs one more upload). fal deletes the file an
     hour after that deadline. When fal's storage is unavailable, a signed URL to our own
-    copy stands in if the site is public (PUBLIC_BASE_URL); otherwise FalRetryable, and
-    the submit is retried later with backoff, like a 5xx.
+    copy stands in if the site is public (PUBLIC_BASE_URL); otherwise
+    FalStorageUnavailable, and the submit waits for storage with a growing delay, without
+    counting an attempt (`submit`).
     """
     if generation.image_url:
         return generation.image_url
@@ -109,7 +118,7 @@ def _image_for_fal(generation: Generation) -> str:
             file_name=file_name,
             expires_in=useful_for + int(FAL_IMAGE_GRACE.total_seconds()),
         )
-    except FalRetryable as exc:
+    except FalStorageUnavailable as exc:
         fallback = "signed_url" if settings.PUBLIC_BASE_URL else "retry_later"
         logger.warning(
             "event=fal_upload_failed generation=%s fallback=%s reason=%s",
@@ -158,6 +167,45 @@ def _backoff(attempt: int, *, base: float = 2.0, cap: float = 120.0) -> timedelt
     return timedelta(seconds=min(cap, base * 2 ** max(attempt - 1, 0)))
 
 
+def _storage_delay(generation: Generation) -> timedelta:
+    """How long to wait for fal's storage: grows as the wait lasts, 2 s to 2 min."""
+    age = timezone.now() - generation.created_at
+    return min(max(age / 10, STORAGE_RETRY_MIN), STORAGE_RETRY_MAX)
+
+
+def job_on_fal(generation: Generation, request_id: str) -> dict[str, Any]:
+    """The fields that record fal's job for a generation, from the submit's answer or from
+    a webhook that adopts the job: queued, with what fal bills for it at today's price."""
+    return {
+        "status": Status.QUEUED,
+        "fal_request_id": request_id,
+        "fal_cost_usd": fal_cost_usd(generation),
+        "submitted_at": timezone.now(),
+        "lease_until": None,
+    }
+
+
+def _surplus_key(request_id: str) -> str:
+    return f"generations:fal-surplus:{request_id}"
+
+
+def _remember_surplus_job(generation: Generation, request_id: str) -> None:
+    """Note that we sent `request_id` for this generation and found it surplus, so that its
+    webhook is acknowledged (`is_surplus_job`). In the cache the web and workers share: a
+    lost entry only means that webhook is refused, as one we cannot tell is ours."""
+    lifetime = timedelta(seconds=settings.GENERATION_DEADLINE_SECONDS) + WEBHOOK_RETRY_WINDOW
+    cache.set(_surplus_key(request_id), str(generation.pk), timeout=int(lifetime.total_seconds()))
+
+
+def is_surplus_job(generation: Generation, request_id: str) -> bool:
+    """Whether `request_id` is a job we sent for this generation besides the one it follows
+    (a resubmit's, found surplus). Only such jobs are known: one whose submit had no
+    answer and that nothing adopted never told us its id."""
+    return generation.fal_submit_count > 1 and cache.get(_surplus_key(request_id)) == str(
+        generation.pk
+    )
+
+
 def submit(*, generation_id: UUID, probe: bool = False) -> None:
     """Send one generation to fal, once. Runs in a worker; safe to run twice.
 
@@ -166,7 +214,8 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
     and the sweep submits again after a grace period, counting the possible duplicate.
     fal refuses our account (locked, billing, key): back to pending, attempt not counted,
     and dispatch pauses for everyone (`services.account`). While paused only the sweep's
-    `probe` is sent; its success resumes dispatch.
+    `probe` is sent; its success resumes dispatch. fal's storage refusing the input image:
+    back to pending with a growing delay, attempt not counted (nothing reached fal's queue).
     """
     if not probe and account.dispatch_paused():
         return  # it waits, pending; resuming dispatch makes it due
@@ -204,6 +253,25 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
         submitted = get_gateway().submit(
             arguments=fal_arguments(generation), webhook_url=fal_webhook_url(generation)
         )
+    except FalStorageUnavailable as exc:
+        # fal's storage, not this generation nor fal's queue: nothing was sent, and the
+        # try is not counted (an outage must not use up its attempts). The deadline still
+        # ends a wait that lasts (`services.sweeping`: released, nothing charged).
+        delay = _storage_delay(generation)
+        Generation.objects.filter(pk=generation.pk, status=Status.SUBMITTING).update(
+            status=Status.PENDING,
+            lease_until=None,
+            next_poll_at=timezone.now() + delay,
+            attempts=F("attempts") - 1,
+        )
+        logger.warning(
+            "event=fal_submit_waits_for_storage generation=%s retry_in=%s reason=%s",
+            generation.pk,
+            int(delay.total_seconds()),
+            exc,
+        )
+        enqueue("sweep")
+        return
     except FalRetryable as exc:
         Generation.objects.filter(pk=generation.pk, status=Status.SUBMITTING).update(
             status=Status.PENDING,
@@ -244,13 +312,13 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
         account.pause_dispatch(reason=exc.reason, message=exc.raw)
         return
     except FalRejected as exc:
-        logger.warning(
-            "event=fal_submit_rejected generation=%s code=%s raw=%r",
-            generation.pk,
-            exc.code,
-            exc.raw[:500],
+        fail_for_fal(
+            generation_id=generation.pk,
+            code=exc.code,
+            raw=exc.raw,
+            message=exc.message,
+            event="fal_submit_rejected",
         )
-        fail(generation_id=generation.pk, code=exc.code, message=exc.message)
         return
     except Exception:
         # Unexpected: leave it to the sweep (the lease expires), never lose the job.
@@ -263,19 +331,13 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
             generation.pk,
             submitted.attempts,
         )
-    fal_cost = fal_cost_usd(generation)  # what fal bills for this job, at today's price
-    now = timezone.now()
     recorded = (
         Generation.objects.filter(pk=generation.pk, status=Status.SUBMITTING)
         .filter(Q(fal_request_id="") | Q(fal_request_id=submitted.request_id))
         .update(
-            status=Status.QUEUED,
-            fal_request_id=submitted.request_id,
-            fal_cost_usd=fal_cost,
+            **job_on_fal(generation, submitted.request_id),
             fal_submit_count=F("fal_submit_count") + submitted.attempts,
-            submitted_at=now,
-            lease_until=None,
-            next_poll_at=now + timedelta(seconds=1),
+            next_poll_at=timezone.now() + timedelta(seconds=1),
         )
     )
     if not recorded:
@@ -284,6 +346,7 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
         Generation.objects.filter(pk=generation.pk).update(
             fal_submit_count=F("fal_submit_count") + submitted.attempts
         )
+        _remember_surplus_job(generation, submitted.request_id)
         logger.warning(
             "event=fal_surplus_job generation=%s request=%s", generation.pk, submitted.request_id
         )

@@ -75,7 +75,7 @@ def _expire(generation: Generation) -> str | None:
     fail(
         generation_id=generation.pk,
         code="timeout",
-        message="The video was not ready in time; your credits were returned.",
+        message="The video was not ready in time; nothing was charged.",
     )
     return found
 
