@@ -10,7 +10,6 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, permissions, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,9 +24,10 @@ from accounts.serializers import (
     LedgerEntrySerializer,
     MeSerializer,
     WebhookSecretSerializer,
-    error_responses,
 )
-from generations.throttles import ApiReadThrottle
+from veoproject.api_errors import error_responses
+from veoproject.pagination import NewestFirstPagination
+from veoproject.throttles import ApiReadThrottle
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -54,15 +54,6 @@ class IsSessionAuthenticated(permissions.BasePermission):
             and request.user.is_authenticated
             and not isinstance(request.auth, ApiToken)
         )
-
-
-class NewestFirstPagination(CursorPagination):
-    """Cursor pagination: stable while new rows arrive; follow `next` until it is null."""
-
-    ordering = ("-created_at", "-id")
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
 
 
 @extend_schema(
@@ -183,30 +174,3 @@ class TokenDestroyView(APIView):
         token = get_object_or_404(tokens.active_tokens(user=request.user), pk=pk)
         tokens.revoke_token(token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def add_error_headers(result: dict, generator, request, public) -> dict:
-    """drf-spectacular postprocessing hook: document Retry-After on 429s and
-    WWW-Authenticate on 401s, which OpenApiResponse cannot express."""
-    headers = {
-        "429": {
-            "Retry-After": {
-                "description": "Seconds to wait before trying again.",
-                "schema": {"type": "integer"},
-            }
-        },
-        "401": {
-            "WWW-Authenticate": {
-                "description": 'The scheme to use: `Bearer realm="api"`.',
-                "schema": {"type": "string"},
-            }
-        },
-    }
-    for path_item in result.get("paths", {}).values():
-        for operation in path_item.values():
-            if not isinstance(operation, dict):
-                continue
-            for code, response in operation.get("responses", {}).items():
-                if code in headers:
-                    response.setdefault("headers", {}).update(headers[code])
-    return result

@@ -26,6 +26,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import CreditAccount, LedgerEntry, User, Voucher
+from veoproject.amounts import is_nonzero, is_positive
 from veoproject.exceptions import ApplicationError, InsufficientCredits, ValidationFailed
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def _post(
 
 
 def _positive(amount: int) -> int:
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+    if not is_positive(amount):
         raise ValidationFailed("The amount must be a positive whole number of credits.")
     return amount
 
@@ -165,7 +166,7 @@ def adjust(
 ) -> LedgerEntry:
     """A correction, positive or negative. A deduction never takes credits that are
     reserved for generations in flight (InsufficientCredits instead)."""
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0:
+    if not is_nonzero(amount):
         raise ValidationFailed("The amount must be a non-zero whole number of credits.")
     if not reason.strip():
         raise ValidationFailed("A correction needs a reason.", fields={"reason": ["Required."]})

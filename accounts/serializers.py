@@ -1,9 +1,8 @@
-"""API shapes for the account: me, ledger entries, tokens, and the one error shape."""
+"""API shapes for the account: me, ledger entries, tokens."""
 
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import ApiToken, LedgerEntry
@@ -87,94 +86,3 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
     class Meta(ApiTokenSerializer.Meta):
         fields = [*ApiTokenSerializer.Meta.fields, "token"]
         read_only_fields = fields
-
-
-# --- The error shape, for the schema -----------------------------------------------------
-
-
-@extend_schema_field(
-    {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}
-)
-class _FieldErrors(serializers.DictField):
-    pass
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable, machine-readable: branch on this.")
-    message = serializers.CharField(help_text="For humans; may change.")
-    fields = _FieldErrors(help_text="Per-field messages for validation errors; else empty.")
-    required = serializers.IntegerField(
-        required=False, help_text="insufficient_credits only: credits the request needs."
-    )
-    available = serializers.IntegerField(
-        required=False, help_text="insufficient_credits only: credits available now."
-    )
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorDetailSerializer()
-
-
-_ERROR_DESCRIPTIONS = {
-    400: ("Invalid input.", "invalid", "Some fields are invalid.", {"field": ["Message."]}),
-    401: (
-        "Missing, malformed, unknown, revoked or expired token, or a suspended account. "
-        "Comes with WWW-Authenticate.",
-        "not_authenticated",
-        "Authentication credentials were not provided.",
-        {},
-    ),
-    402: (
-        "Not enough available credits; nothing was held.",
-        "insufficient_credits",
-        "This needs 320 credits; 100 are available.",
-        {},
-    ),
-    403: (
-        "Authenticated, but not allowed this way (e.g. token management with a token).",
-        "permission_denied",
-        "Manage API tokens from a signed-in browser session.",
-        {},
-    ),
-    404: ("Not found (also for other users' objects).", "not_found", "Not found.", {}),
-    409: (
-        "Not possible in the current state.",
-        "invalid_transition",
-        "Only pending or queued generations can be canceled.",
-        {},
-    ),
-    413: (
-        "The request body is larger than any valid request (images: IMAGE_MAX_BYTES).",
-        "request_too_large",
-        "The request is too large: images may be at most 10 MB.",
-        {},
-    ),
-    422: (
-        "This Idempotency-Key was used before with a different request.",
-        "idempotency_key_reused",
-        "This Idempotency-Key was already used with a different request.",
-        {},
-    ),
-    429: (
-        "Throttled, or too many generations in flight; see Retry-After.",
-        "throttled",
-        "Request was throttled. Expected available in 2 seconds.",
-        {},
-    ),
-}
-
-
-def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
-    """OpenAPI responses in our error shape, for `extend_schema(responses=...)`."""
-    responses = {}
-    for status in statuses:
-        description, code, message, fields = _ERROR_DESCRIPTIONS[status]
-        example = {"error": {"code": code, "message": message, "fields": fields}}
-        if status == 402:
-            example["error"].update(required=320, available=100)
-        responses[status] = OpenApiResponse(
-            response=ErrorSerializer,
-            description=description,
-            examples=[OpenApiExample(code, value=example, response_only=True)],
-        )
-    return responses

@@ -1,5 +1,5 @@
 """What staff do to users from the admin: suspend, reactivate, correct credits, revoke
-tokens. Every action is recorded in the audit trail (`accounts.audit`) with its reason."""
+tokens. Every action is recorded in the audit trail (`veoproject.audit`) with its reason."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from django.contrib.auth import SESSION_KEY
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit, ledger, tokens
+from accounts import ledger, tokens
 from accounts.models import ApiToken, LedgerEntry, User
+from veoproject import audit
+from veoproject.amounts import is_nonzero
 from veoproject.exceptions import ApplicationError, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -22,13 +24,6 @@ class StaffActionRefused(ApplicationError):
     code = "permission_denied"
     http_status = 403
     default_message = "You may not do that."
-
-
-def _require_reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed("A reason is required.", fields={"reason": ["Required."]})
-    return reason[:500]
 
 
 def end_sessions(*, user: User) -> int:
@@ -62,7 +57,7 @@ def suspend_user(*, user: User, actor: User, reason: str) -> bool:
     stop working (authentication refuses inactive users). Generations in flight run to
     their end and settle normally. Only a superuser may suspend a staff account, and
     nobody themselves. Returns False if the user was already suspended."""
-    reason = _require_reason(reason)
+    reason = audit.require_reason(reason)
     if user.pk == actor.pk:
         raise StaffActionRefused("You cannot suspend your own account.")
     if (user.is_staff or user.is_superuser) and not actor.is_superuser:
@@ -84,7 +79,7 @@ def suspend_user(*, user: User, actor: User, reason: str) -> bool:
 
 def reactivate_user(*, user: User, actor: User, reason: str) -> bool:
     """Lift a suspension. Returns False if the user was active."""
-    reason = _require_reason(reason)
+    reason = audit.require_reason(reason)
     if (user.is_staff or user.is_superuser) and not actor.is_superuser:
         raise StaffActionRefused("Only a superuser can reactivate a staff account.")
     with transaction.atomic():
@@ -118,8 +113,8 @@ def correct_credits(
     pushes the available credits below zero (InsufficientCredits). `idempotency_key` (a
     token of the form that was shown) makes a double submit post once.
     """
-    reason = _require_reason(reason)
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount == 0:
+    reason = audit.require_reason(reason)
+    if not is_nonzero(amount):
         raise ValidationFailed(
             "The amount must be a non-zero whole number.", fields={"amount": ["Not zero."]}
         )

@@ -23,6 +23,7 @@ from accounts.forms import SignupForm, TokenCreateForm
 from accounts.models import ApiToken, LedgerEntry
 from accounts.services import user_signup
 from veoproject.exceptions import ApplicationError, ValidationFailed
+from veoproject.form_errors import add_service_errors
 
 logger = logging.getLogger(__name__)
 
@@ -30,20 +31,6 @@ LEDGER_PAGE_SIZE = 25
 # The raw token travels from the create POST to the next GET in the session, once.
 NEW_TOKEN_SESSION_KEY = "accounts.new_token"
 SIGNUP_LIMITED = "Too many signups from your network in the last hour. Try again later."
-
-
-def _add_service_errors(form, exc: ApplicationError, field_map: dict[str, str] | None = None):
-    """Put a service's errors on the form: field errors on their fields, the rest on top."""
-    field_map = field_map or {}
-    placed = False
-    for name, errors in (exc.fields or {}).items():
-        field = field_map.get(name, name)
-        if field in form.fields:
-            for error in errors:
-                form.add_error(field, error)
-            placed = True
-    if not placed:
-        form.add_error(None, exc.message)
 
 
 @never_cache
@@ -62,7 +49,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                 password=form.cleaned_data["password"],
             )
         except ValidationFailed as exc:
-            _add_service_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             if settings.SIGNUP_CREDITS > 0:
@@ -146,7 +133,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
                 user=request.user, name=form.cleaned_data["name"], expires_at=form.expires_at()
             )
         except ApplicationError as exc:
-            _add_service_errors(form, exc, {"expires_at": "expires_in_days"})
+            add_service_errors(form, exc, aliases={"expires_at": "expires_in_days"})
         else:
             request.session[NEW_TOKEN_SESSION_KEY] = {"id": token.pk, "raw": raw}
             messages.success(request, f"Token “{token.name}” created. Copy it now.")

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from accounts import vouchers
-from accounts.serializers import LedgerEntrySerializer, error_responses
-
-
-class VoucherRedeemThrottle(UserRateThrottle):
-    """Redemption attempts per user (setting REST_FRAMEWORK DEFAULT_THROTTLE_RATES
-    ``voucher_redeem``, env VOUCHER_REDEEM_RATE, default 10/hour), shared by the API and the
-    portal page, so codes cannot be guessed by brute force. Read on every request."""
-
-    scope = "voucher_redeem"
-
-    def get_rate(self) -> str | None:
-        return settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {}).get(self.scope) or None
+from accounts.serializers import LedgerEntrySerializer
+from veoproject.api_errors import error_responses
+from veoproject.throttles import VoucherRedeemThrottle
 
 
 class VoucherRedeemSerializer(serializers.Serializer):

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from accounts import vouchers
-from accounts.voucher_api import VoucherRedeemThrottle
+from veoproject.throttles import VoucherRedeemThrottle
 
 
 class VoucherRedeemForm(forms.Form):

@@ -24,9 +24,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from accounts import audit, ledger
+from accounts import ledger
 from accounts.models import LedgerEntry, User, Voucher, VoucherRedemption
 from accounts.selectors import CreditSummary, credit_summary
+from veoproject import audit
+from veoproject.amounts import is_positive, is_whole
 from veoproject.exceptions import ApplicationError, ValidationFailed
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -93,11 +95,11 @@ def create_vouchers(
     `max_uses` users until `expires_at`. `code` sets a chosen code (only with count=1);
     otherwise codes are random."""
     errors: dict[str, list[str]] = {}
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+    if not is_positive(amount):
         errors["amount"] = ["Must be a positive whole number of credits."]
-    if not isinstance(max_uses, int) or isinstance(max_uses, bool) or max_uses <= 0:
+    if not is_positive(max_uses):
         errors["max_uses"] = ["Must be at least 1."]
-    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_BATCH:
+    if not is_whole(count) or not 1 <= count <= MAX_BATCH:
         errors["count"] = [f"Between 1 and {MAX_BATCH}."]
     if expires_at is not None and expires_at <= timezone.now():
         errors["expires_at"] = ["Must be in the future."]

@@ -19,9 +19,9 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Q
 
-from accounts import audit
 from accounts.models import User
 from generations.models import FalPrice, Generation, RefundPolicy
+from veoproject import audit
 
 logger = logging.getLogger(__name__)
 

@@ -21,15 +21,10 @@ from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from generations.models import WorkerLease
+from generations.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
-TASKS = {
-    "submit": "generations.tasks.submit",
-    "finish": "generations.tasks.finish",
-    "cancel_on_fal": "generations.tasks.cancel_on_fal",
-    "sweep": "generations.tasks.sweep",
-}
 # A dispatched task should have started by then; past it, the sweep dispatches again.
 DISPATCH_GRACE = timedelta(seconds=30)
 SWEEP_LEASE = "generations.sweep"

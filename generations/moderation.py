@@ -24,9 +24,9 @@ from functools import lru_cache
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit
 from accounts.models import User
 from generations.models import BlockedTerm, Generation
+from veoproject import audit
 from veoproject.exceptions import ValidationFailed
 
 Moderation = Generation.Moderation
@@ -135,13 +135,6 @@ def validate_term(term: str) -> str:
 # --- Visibility of generations ------------------------------------------------------------
 
 
-def _require_reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed("A reason is required.", fields={"reason": ["Required."]})
-    return reason[:500]
-
-
 def _set_state(
     *,
     generation: Generation,
@@ -184,7 +177,7 @@ def _set_state(
 def hide(*, generation: Generation, actor: User, reason: str) -> bool:
     """Remove a generation from its owner's view (staff still see it). The owner sees
     "removed by moderation" and the reason. Returns False if nothing changed."""
-    reason = _require_reason(reason)
+    reason = audit.require_reason(reason)
     return _set_state(
         generation=generation,
         actor=actor,
@@ -198,7 +191,7 @@ def hide(*, generation: Generation, actor: User, reason: str) -> bool:
 def unhide(*, generation: Generation, actor: User, reason: str) -> bool:
     """Make a hidden or flagged generation visible again; the reason goes to the audit
     trail and the generation's own reason is cleared. Returns False if nothing changed."""
-    reason = _require_reason(reason)
+    reason = audit.require_reason(reason)
     return _set_state(
         generation=generation,
         actor=actor,
@@ -212,7 +205,7 @@ def unhide(*, generation: Generation, actor: User, reason: str) -> bool:
 def flag(*, generation: Generation, actor: User, reason: str) -> bool:
     """Mark a generation for review; it stays visible. A hidden generation stays hidden
     (flagging never reveals content). Returns False if nothing changed."""
-    reason = _require_reason(reason)
+    reason = audit.require_reason(reason)
     return _set_state(
         generation=generation,
         actor=actor,

@@ -9,9 +9,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import audit
 from accounts.models import User
 from generations.models import PricingRule, PricingRuleChange
+from veoproject import audit
 
 TRACKED_FIELDS = ("endpoint", "resolution", "generate_audio", "credits_per_second", "active")
 

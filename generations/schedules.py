@@ -5,13 +5,15 @@ from __future__ import annotations
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
+from generations.tasks import TASKS
+
 SCHEDULES = {
     # The reconciler: polls in-flight generations and re-arms itself while any are in flight
     # (the scheduler only ticks every 30 s), fails those past their deadline, and retries
     # submits and downloads that are due.
-    "generations.sweep": {"func": "generations.tasks.sweep", "minutes": 1},
+    "generations.sweep": {"func": TASKS["sweep"], "minutes": 1},
     # Integrator callbacks whose next attempt was lost (Redis broker, crashed worker).
-    "generations.sweep_callbacks": {"func": "generations.tasks.sweep_callbacks", "minutes": 1},
+    "generations.sweep_callbacks": {"func": TASKS["sweep_callbacks"], "minutes": 1},
 }
 
 

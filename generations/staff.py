@@ -1,24 +1,17 @@
 """What staff do to generations besides moderating them: cancel, refund, re-check with fal.
 
 Each wraps the one service that owns the rule (`generations.services`, `accounts.ledger`)
-and records the action, with its reason, in the audit trail (`accounts.audit`).
+and records the action, with its reason, in the audit trail (`veoproject.audit`).
 """
 
 from __future__ import annotations
 
 from django.db import transaction
 
-from accounts import audit, ledger
+from accounts import ledger
 from accounts.models import LedgerEntry, User
 from generations.models import Generation
-from veoproject.exceptions import ValidationFailed
-
-
-def _require_reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationFailed("A reason is required.", fields={"reason": ["Required."]})
-    return reason[:500]
+from veoproject import audit
 
 
 def cancel_generation(*, generation: Generation, actor: User, reason: str) -> Generation:
@@ -26,7 +19,7 @@ def cancel_generation(*, generation: Generation, actor: User, reason: str) -> Ge
     hold; InvalidTransition otherwise."""
     from generations import services
 
-    reason = _require_reason(reason)
+    reason = audit.require_reason(reason)
     with transaction.atomic():
         generation = services.cancel(generation=generation, actor=actor)
         audit.record(
@@ -43,7 +36,7 @@ def refund_generation(
 ) -> tuple[LedgerEntry, bool]:
     """Give back the credits a succeeded generation captured, once. Returns the refund
     entry and whether it was made now (False: it had been refunded before)."""
-    reason = _require_reason(reason)
+    reason = audit.require_reason(reason)
     with transaction.atomic():
         # Serialises staff refunds of one generation, so only one of them is recorded.
         Generation.objects.select_for_update().filter(pk=generation.pk).first()

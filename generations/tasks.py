@@ -1,8 +1,23 @@
-"""django-q2 tasks: take ids, call one service (which re-fetches and checks the status)."""
+"""django-q2 tasks: take ids, call one service (which re-fetches and checks the status).
+
+`TASKS` names every task's dotted path once; whoever enqueues or schedules work takes the
+path from it, never writes it out.
+"""
 
 from __future__ import annotations
 
 from uuid import UUID
+
+TASKS = {
+    "submit": "generations.tasks.submit",
+    "finish": "generations.tasks.finish",
+    "cancel_on_fal": "generations.tasks.cancel_on_fal",
+    "sweep": "generations.tasks.sweep",
+    "sweep_callbacks": "generations.tasks.sweep_callbacks",
+    # Schedules already stored in databases name this path: it must keep resolving
+    # (generations/callbacks/__init__.py re-exports the function).
+    "deliver_callback": "generations.callbacks.deliver_callback",
+}
 
 
 def submit(generation_id: str) -> None:

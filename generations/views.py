@@ -26,6 +26,7 @@ from veoproject.exceptions import (
     InsufficientCredits,
     LimitExceeded,
 )
+from veoproject.form_errors import add_service_errors
 
 GALLERY_PAGE_SIZE = 12
 RECENT_ON_STUDIO = 4
@@ -79,18 +80,6 @@ def _form_options(form: GenerationForm | QuoteForm) -> dict:
     return {name: form[name].initial for name in ("duration", "resolution", "generate_audio")}
 
 
-def _apply_service_error(form: GenerationForm, exc: ApplicationError) -> None:
-    placed = False
-    for name, errors in (exc.fields or {}).items():
-        field = FIELD_ALIASES.get(name, name)
-        if field in form.fields and field != "idempotency_key":
-            for error in errors:
-                form.add_error(field, error)
-            placed = True
-    if not placed or isinstance(exc, InsufficientCredits | LimitExceeded):
-        form.add_error(None, exc.message)
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def studio(request: HttpRequest) -> HttpResponse:
@@ -113,7 +102,14 @@ def studio(request: HttpRequest) -> HttpResponse:
                     "and send it again.",
                 )
             except ApplicationError as exc:
-                _apply_service_error(form, exc)
+                # Credits and the in-flight cap: the message says more than the fields.
+                add_service_errors(
+                    form,
+                    exc,
+                    aliases=FIELD_ALIASES,
+                    hidden=("idempotency_key",),
+                    with_message=isinstance(exc, InsufficientCredits | LimitExceeded),
+                )
             else:
                 generation = result.generation
                 if result.replayed:

@@ -286,6 +286,7 @@ SIGNUP_CREDITS = env.int("SIGNUP_CREDITS", default=0)
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
 API_CREATE_RATE = env.str("API_CREATE_RATE", default="30/min").strip() or None
 API_READ_RATE = env.str("API_READ_RATE", default="600/min").strip() or None
+VOUCHER_REDEEM_RATE = env.str("VOUCHER_REDEEM_RATE", default="10/hour").strip() or None
 MAX_IN_FLIGHT_PER_USER = _optional_int("MAX_IN_FLIGHT_PER_USER", 5)
 
 # fal.ai. Credentials as fal-client takes them: FAL_KEY, or FAL_KEY_ID + FAL_KEY_SECRET.
@@ -364,11 +365,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "veoproject.exceptions.api_exception_handler",
-    "DEFAULT_THROTTLE_RATES": {
-        "generation_create": API_CREATE_RATE,
-        "api_read": API_READ_RATE,
-        "voucher_redeem": env.str("VOUCHER_REDEEM_RATE", default="10/hour"),
-    },
+    # No DEFAULT_THROTTLE_RATES: each throttle reads its own setting per request
+    # (veoproject/throttles.py).
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
@@ -388,7 +386,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "accounts.api.add_error_headers",
+        "veoproject.api_errors.add_error_headers",
     ],
     "TAGS": [
         {"name": "generations", "description": "Turn an image and a prompt into a video."},

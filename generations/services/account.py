@@ -29,10 +29,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts import audit
 from accounts.models import User
 from generations.dispatch import enqueue
 from generations.models import FalAccount, Generation
+from veoproject import audit
 
 logger = logging.getLogger(__name__)
 

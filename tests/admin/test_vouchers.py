@@ -229,13 +229,7 @@ def test_api_redeem_needs_authentication(voucher):
 
 
 def test_guessing_is_throttled_in_the_api_and_the_portal(api, client, user, voucher, settings):
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {
-            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
-            "voucher_redeem": "3/hour",
-        },
-    }
+    settings.VOUCHER_REDEEM_RATE = "3/hour"
     for guess in ["AAAA", "BBBB", "CCCC"]:
         assert api.post(REDEEM_API, {"code": guess}, format="json").status_code == 400
 

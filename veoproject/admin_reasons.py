@@ -21,6 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from veoproject.audit import REASON_MAX_LENGTH
 from veoproject.exceptions import ApplicationError
 
 APPLY = "apply"
@@ -29,7 +30,7 @@ FROM_OBJECT = "_from_object"
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(
-        max_length=500,
+        max_length=REASON_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text="Recorded in the audit trail with your name.",
     )
