@@ -22,7 +22,6 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
-from accounts.admin_reasons import ObjectActionsMixin, reason_action
 from accounts.models import LedgerEntry
 from generations import costs, moderation, overview, pricing_history
 from generations import staff as generation_staff
@@ -37,6 +36,7 @@ from generations.models import (
 )
 from generations.pricing import CREDITS_PER_USD
 from veoproject.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
+from veoproject.admin_reasons import ObjectActionsMixin, reason_action
 from veoproject.exceptions import ApplicationError
 
 Moderation = Generation.Moderation
@@ -213,9 +213,9 @@ class GenerationAdmin(ObjectActionsMixin, admin.ModelAdmin):
             "hide": state != Moderation.HIDDEN,
             "unhide": state != Moderation.VISIBLE,
             "flag": state == Moderation.VISIBLE,
-            "cancel": obj.status in Generation.IN_FLIGHT,
+            "cancel": obj.is_cancelable,
             # Also a failure or cancel a refund policy charged for.
-            "refund": obj.status == Generation.Status.SUCCEEDED or obj.policy_charged_credits > 0,
+            "refund": obj.is_succeeded or obj.policy_charged_credits > 0,
         }.get(action_name, True)
 
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:

@@ -23,9 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api import NewestFirstPagination
-from accounts.serializers import error_responses
-from generations import pricing, selectors, services
+from generations import pricing, selectors, services, states
 from generations.models import Generation
 from generations.serializers import (
     GenerationCreateSerializer,
@@ -33,11 +31,13 @@ from generations.serializers import (
     QuoteRequestSerializer,
     QuoteSerializer,
 )
-from generations.throttles import ApiReadThrottle, GenerationCreateThrottle
+from veoproject.api_errors import error_responses
 from veoproject.exceptions import ApplicationError, ValidationFailed
+from veoproject.pagination import NewestFirstPagination
+from veoproject.throttles import ApiReadThrottle, GenerationCreateThrottle
 from veoproject.uploads import upload_body_limit
 
-PUBLIC_STATUSES = ["pending", "queued", "running", "succeeded", "failed", "canceled"]
+PUBLIC_STATUSES = list(states.PUBLIC_STATUSES)
 
 _GENERATION_EXAMPLE = {
     "id": "5f0c6b1e-8a39-4c1e-9d55-2b7a1f3c9e10",

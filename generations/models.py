@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 
+from generations import states
+
 
 class Duration(models.TextChoices):
     S4 = "4s", "4 seconds"
@@ -115,27 +117,22 @@ def _private_video_path(instance: Generation, filename: str) -> str:
 class Generation(models.Model):
     """One image + prompt -> video job, from acceptance to a stored video.
 
-    Status moves only forward and only through `generations.services`, each step a
-    conditional UPDATE from the expected status. `submitting` is internal (shown as
-    `pending`): a submit to fal is under way, or its outcome is unknown.
+    Status moves only forward, only through `generations.services`, and only by the one
+    table of `generations.states`, each step a conditional UPDATE from the statuses it
+    allows. `submitting` is internal (shown as `pending`): a submit to fal is under way, or
+    its outcome is unknown. Templates, the admin and the API ask the properties below,
+    never compare status strings.
     """
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SUBMITTING = "submitting", "Submitting"
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELED = "canceled", "Canceled"
+    Status = states.Status
 
     class Moderation(models.TextChoices):
         VISIBLE = "visible", "Visible"
         FLAGGED = "flagged", "Flagged for review"
         HIDDEN = "hidden", "Hidden"
 
-    IN_FLIGHT = (Status.PENDING, Status.SUBMITTING, Status.QUEUED, Status.RUNNING)
-    FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
+    IN_FLIGHT = states.IN_FLIGHT
+    FINAL = states.FINAL
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
@@ -224,17 +221,7 @@ class Generation(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(
-                    status__in=[
-                        "pending",
-                        "submitting",
-                        "queued",
-                        "running",
-                        "succeeded",
-                        "failed",
-                        "canceled",
-                    ]
-                ),
+                condition=Q(status__in=list(states.Status.values)),
                 name="gen_status_valid",
             ),
             models.CheckConstraint(
@@ -267,7 +254,44 @@ class Generation(models.Model):
 
     @property
     def is_final(self) -> bool:
-        return self.status in self.FINAL
+        """Succeeded, failed or canceled: no way out (`states.TRANSITIONS`)."""
+        return self.status in states.FINAL
+
+    @property
+    def is_cancelable(self) -> bool:
+        """fal has not started rendering it: the owner or staff may cancel it."""
+        return self.status in states.CANCELABLE
+
+    @property
+    def has_playable_video(self) -> bool:
+        """Its video is stored and its owner may watch it (not hidden by moderation)."""
+        return self.status == self.Status.SUCCEEDED and bool(self.video) and not self.is_hidden
+
+    # One question per public status, for templates and the admin.
+    @property
+    def is_pending(self) -> bool:
+        """Waiting to be sent to fal, or being sent (`pending` or `submitting`)."""
+        return self.public_status == self.Status.PENDING
+
+    @property
+    def is_queued(self) -> bool:
+        return self.status == self.Status.QUEUED
+
+    @property
+    def is_running(self) -> bool:
+        return self.status == self.Status.RUNNING
+
+    @property
+    def is_succeeded(self) -> bool:
+        return self.status == self.Status.SUCCEEDED
+
+    @property
+    def is_failed(self) -> bool:
+        return self.status == self.Status.FAILED
+
+    @property
+    def is_canceled(self) -> bool:
+        return self.status == self.Status.CANCELED
 
     @property
     def is_hidden(self) -> bool:

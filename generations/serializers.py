@@ -13,6 +13,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from generations import states
 from generations.models import AspectRatio, Duration, Generation, Resolution
 
 FAL_DEFAULTS = "Default as fal's: 16:9, 8s, 720p, with audio."
@@ -157,12 +158,7 @@ class GenerationSerializer(serializers.ModelSerializer):
             "cost_credits": {"help_text": "Quoted and held at acceptance; spent on success."},
         }
 
-    @extend_schema_field(
-        {
-            "type": "string",
-            "enum": ["pending", "queued", "running", "succeeded", "failed", "canceled"],
-        }
-    )
+    @extend_schema_field({"type": "string", "enum": list(states.PUBLIC_STATUSES)})
     def get_status(self, generation: Generation) -> str:
         return generation.public_status
 
@@ -177,11 +173,7 @@ class GenerationSerializer(serializers.ModelSerializer):
     @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_video_url(self, generation: Generation) -> str | None:
         """The private download URL: fetch it with the same credentials as the API."""
-        if (
-            generation.status != Generation.Status.SUCCEEDED
-            or not generation.video
-            or generation.is_hidden
-        ):
+        if not generation.has_playable_video:
             return None
         return absolute_url(
             reverse("generation-video", args=[generation.pk]), self.context.get("request")
@@ -213,7 +205,7 @@ class GenerationSerializer(serializers.ModelSerializer):
     @extend_schema_field({"type": "integer", "nullable": True})
     def get_queue_position(self, generation: Generation) -> int | None:
         """fal's queue position while queued (0 = next), else null."""
-        if generation.status != Generation.Status.QUEUED:
+        if not generation.is_queued:
             return None
         return generation.fal_queue_position
 

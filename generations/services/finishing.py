@@ -14,9 +14,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from generations.models import Generation
-from generations.services.settlement import _succeed, fail
-from generations.services.submission import _backoff
+from generations.services.settlement import fail, succeed
 from veoproject import public_urls
+from veoproject.backoff import backoff
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def finish(*, generation_id: UUID) -> None:
     except (httpx.HTTPError, OSError, ValueError) as exc:
         _finish_failed(generation, exc)
         return
-    if not _succeed(generation=generation, video_name=name, video_bytes=size):
+    if not succeed(generation=generation, video_name=name, video_bytes=size):
         generation.video.storage.delete(name)  # canceled or settled meanwhile
 
 
@@ -118,5 +118,5 @@ def _finish_failed(generation: Generation, exc: Exception) -> None:
     Generation.objects.filter(pk=generation.pk, status__in=Generation.IN_FLIGHT).update(
         finish_failures=failures,
         lease_until=None,
-        next_poll_at=timezone.now() + _backoff(failures, base=5),
+        next_poll_at=timezone.now() + backoff(failures, first=5, cap=120),
     )

@@ -8,8 +8,10 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
+from generations import states
 from generations.dispatch import DISPATCH_GRACE, enqueue
 from generations.fal import (
     FalAccountProblem,
@@ -54,8 +56,9 @@ def apply_status(*, generation: Generation, job: JobStatus) -> None:
             fal_queue_position=job.queue_position, next_poll_at=next_poll_at
         )
     elif job.state == "running":
-        updated = in_flight.filter(status=Status.QUEUED).update(
-            status=Status.RUNNING,
+        updated = states.transition(
+            generation.pk,
+            to=Status.RUNNING,
             started_at=now,
             fal_queue_position=None,
             fal_logs=job.logs,
@@ -75,7 +78,7 @@ def _record_video_url(generation: Generation, video_url: str) -> None:
     enqueue("finish", generation.pk)
 
 
-# What one look at fal found (`_follow`'s answer, for the sweep).
+# What one look at fal found (`follow`'s answer, for the sweep).
 ANSWERED = "answered"  # fal answered with our key, whatever the job's state
 CREDENTIALS = "credentials"  # fal refused our account: the generation stays in flight
 UNREAD = "unread"  # no usable answer (busy, unreachable, or one we could not read)
@@ -98,7 +101,7 @@ def _unreadable_delay(generation: Generation) -> timedelta:
     return min(max(age / 10, UNREADABLE_DELAY_MIN), UNREADABLE_DELAY_MAX)
 
 
-def _follow(generation: Generation) -> str:
+def follow(generation: Generation) -> str:
     """Ask fal about one generation and act on the answer (a sweep step, or staff's
     "check now"). Never raises: whatever goes wrong with this one generation is logged and
     retried later, so the sweep goes on with the others. Returns what it found
@@ -160,10 +163,10 @@ def _ask_fal(generation: Generation) -> str:
 def refresh_from_fal(*, generation: Generation) -> Generation:
     """Check one generation with fal now (staff action); no-op once it has ended."""
     generation.refresh_from_db()
-    if generation.status in (Status.QUEUED, Status.RUNNING) and generation.fal_request_id:
+    if (generation.is_queued or generation.is_running) and generation.fal_request_id:
         if generation.fal_video_url:
             finish(generation_id=generation.pk)
-        elif _follow(generation) == ANSWERED:
+        elif follow(generation) == ANSWERED:
             account.credentials_recovered()
         generation.refresh_from_db()
     return generation
@@ -236,11 +239,13 @@ def _adopt_job(generation: Generation, request_id: str) -> None:
     """The webhook beat the submit's response (or followed a submit whose outcome was
     unknown): adopt its job, recorded as a submit's answer records it (its fal cost
     included). A submit still under way will find its own job surplus."""
-    Generation.objects.filter(
-        pk=generation.pk,
-        fal_request_id="",
-        status__in=(Status.PENDING, Status.SUBMITTING),
-    ).update(**job_on_fal(generation, request_id))
+    states.transition(
+        generation.pk,
+        to=Status.QUEUED,
+        sources=[Status.PENDING, Status.SUBMITTING],
+        where=Q(fal_request_id=""),
+        **job_on_fal(generation, request_id),
+    )
 
 
 def _poll_now(generation: Generation, *, reason: str) -> None:

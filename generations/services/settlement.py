@@ -1,5 +1,5 @@
 """Final states and the money that goes with them: succeed (capture), fail and cancel
-(release), each a conditional UPDATE from the in-flight statuses.
+(release), each a `states.transition` from the statuses the table allows.
 
 A failure fal still bills (content policy) and the owner's cancel after fal started
 rendering are settled by staff's refund policy (`generations.costs`): released, or
@@ -11,11 +11,10 @@ import logging
 from uuid import UUID
 
 from django.db import transaction
-from django.utils import timezone
 
 from accounts import ledger
 from accounts.models import LedgerEntry, User
-from generations import costs
+from generations import costs, states
 from generations.dispatch import enqueue
 from generations.fal import user_message
 from generations.models import Generation, RefundPolicy
@@ -26,15 +25,6 @@ from veoproject.exceptions import (
 logger = logging.getLogger(__name__)
 
 Status = Generation.Status
-
-
-def _finalize(pk: UUID, from_statuses, **fields) -> bool:
-    """Move to a final status if the generation is still in one of `from_statuses`."""
-    return bool(
-        Generation.objects.filter(pk=pk, status__in=from_statuses).update(
-            completed_at=timezone.now(), lease_until=None, next_poll_at=None, **fields
-        )
-    )
 
 
 def _after_final(generation: Generation) -> None:
@@ -82,10 +72,9 @@ def fail(*, generation_id: UUID, code: str, message: str, raw: str = "") -> bool
             earlier = Generation.objects.filter(pk=generation_id).values_list("fal_logs", flat=True)
             kept = list(earlier.first() or [])[-(FAL_LOG_LINES - 1) :]
             fields["fal_logs"] = [*kept, f"[{code}] {raw[:500]}"]
-        if not _finalize(
+        if not states.transition(
             generation_id,
-            Generation.IN_FLIGHT,
-            status=Status.FAILED,
+            to=Status.FAILED,
             error_code=code[:40],
             error_message=message[:2000],
             **fields,
@@ -122,12 +111,13 @@ def fail_for_fal(
     return fail(generation_id=generation_id, code=code, message=shown, raw=raw)
 
 
-def _succeed(*, generation: Generation, video_name: str, video_bytes: int) -> bool:
+def succeed(*, generation: Generation, video_name: str, video_bytes: int) -> bool:
+    """Record the stored video and capture the hold. False if the generation ended
+    meanwhile (canceled, failed): the caller deletes the copy it made."""
     with transaction.atomic():
-        if not _finalize(
+        if not states.transition(
             generation.pk,
-            Generation.IN_FLIGHT,
-            status=Status.SUCCEEDED,
+            to=Status.SUCCEEDED,
             video=video_name,
             video_bytes=video_bytes,
             error_code="",
@@ -142,9 +132,6 @@ def _succeed(*, generation: Generation, video_name: str, video_bytes: int) -> bo
     return True
 
 
-CANCELABLE = (Status.PENDING, Status.SUBMITTING, Status.QUEUED)
-
-
 def cancel(*, generation: Generation, actor: User | None = None) -> Generation:
     """Cancel a generation that fal has not started rendering; its hold is released at
     once. A job already on fal's queue is canceled there too (after commit). Should fal
@@ -152,10 +139,9 @@ def cancel(*, generation: Generation, actor: User | None = None) -> Generation:
     by = "staff" if actor is not None and actor.pk != generation.owner_id else "you"
     message = "Canceled by staff." if by == "staff" else "Canceled at your request."
     with transaction.atomic():
-        changed = _finalize(
+        changed = states.transition(
             generation.pk,
-            CANCELABLE,
-            status=Status.CANCELED,
+            to=Status.CANCELED,
             error_code="canceled",
             error_message=message,
         )

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
+from generations import states
 from generations.costs import fal_cost_usd
 from generations.dispatch import enqueue
 from generations.fal import (
@@ -33,6 +34,7 @@ from generations.models import Generation
 from generations.services import account
 from generations.services.settlement import fail, fail_for_fal
 from generations.validation import ALLOWED_IMAGE_FORMATS
+from veoproject.backoff import backoff
 
 logger = logging.getLogger(__name__)
 
@@ -163,10 +165,6 @@ def fal_webhook_url(generation: Generation) -> str | None:
     return _public_url(f"{reverse('fal-webhook')}?{query}")
 
 
-def _backoff(attempt: int, *, base: float = 2.0, cap: float = 120.0) -> timedelta:
-    return timedelta(seconds=min(cap, base * 2 ** max(attempt - 1, 0)))
-
-
 def _storage_delay(generation: Generation) -> timedelta:
     """How long to wait for fal's storage: grows as the wait lasts, 2 s to 2 min."""
     age = timezone.now() - generation.created_at
@@ -174,10 +172,10 @@ def _storage_delay(generation: Generation) -> timedelta:
 
 
 def job_on_fal(generation: Generation, request_id: str) -> dict[str, Any]:
-    """The fields that record fal's job for a generation, from the submit's answer or from
-    a webhook that adopts the job: queued, with what fal bills for it at today's price."""
+    """The fields that record fal's job for a generation as it moves to `queued`, from the
+    submit's answer or from a webhook that adopts the job: with what fal bills for it at
+    today's price."""
     return {
-        "status": Status.QUEUED,
         "fal_request_id": request_id,
         "fal_cost_usd": fal_cost_usd(generation),
         "submitted_at": timezone.now(),
@@ -223,15 +221,13 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
     claimable = Q(status=Status.PENDING) | Q(
         status=Status.SUBMITTING, lease_until__lt=now, fal_request_id=""
     )
-    claimed = (
-        Generation.objects.filter(claimable, pk=generation_id)
-        .filter(Q(fal_video_url=""))
-        .update(
-            status=Status.SUBMITTING,
-            lease_until=now + SUBMIT_LEASE,
-            attempts=F("attempts") + 1,
-            next_poll_at=None,
-        )
+    claimed = states.transition(
+        generation_id,
+        to=Status.SUBMITTING,
+        where=claimable & Q(fal_video_url=""),
+        lease_until=now + SUBMIT_LEASE,
+        attempts=F("attempts") + 1,
+        next_poll_at=None,
     )
     if not claimed:
         return
@@ -258,8 +254,10 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
         # try is not counted (an outage must not use up its attempts). The deadline still
         # ends a wait that lasts (`services.sweeping`: released, nothing charged).
         delay = _storage_delay(generation)
-        Generation.objects.filter(pk=generation.pk, status=Status.SUBMITTING).update(
-            status=Status.PENDING,
+        states.transition(
+            generation.pk,
+            to=Status.PENDING,
+            sources=[Status.SUBMITTING],
             lease_until=None,
             next_poll_at=timezone.now() + delay,
             attempts=F("attempts") - 1,
@@ -273,10 +271,12 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
         enqueue("sweep")
         return
     except FalRetryable as exc:
-        Generation.objects.filter(pk=generation.pk, status=Status.SUBMITTING).update(
-            status=Status.PENDING,
+        states.transition(
+            generation.pk,
+            to=Status.PENDING,
+            sources=[Status.SUBMITTING],
             lease_until=None,
-            next_poll_at=timezone.now() + _backoff(generation.attempts),
+            next_poll_at=timezone.now() + backoff(generation.attempts, first=2, cap=120),
             # The last POST was refused (or never connected): only earlier ones the
             # client retried (a dropped connection) may have left a job on fal.
             fal_submit_count=F("fal_submit_count") + max(exc.posts - 1, 0),
@@ -294,8 +294,10 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
         return
     except FalAccountProblem as exc:
         # Our account, not this generation: it waits, its hold kept, this try not counted.
-        Generation.objects.filter(pk=generation.pk, status=Status.SUBMITTING).update(
-            status=Status.PENDING,
+        states.transition(
+            generation.pk,
+            to=Status.PENDING,
+            sources=[Status.SUBMITTING],
             lease_until=None,
             next_poll_at=None,
             attempts=F("attempts") - 1,
@@ -331,14 +333,14 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
             generation.pk,
             submitted.attempts,
         )
-    recorded = (
-        Generation.objects.filter(pk=generation.pk, status=Status.SUBMITTING)
-        .filter(Q(fal_request_id="") | Q(fal_request_id=submitted.request_id))
-        .update(
-            **job_on_fal(generation, submitted.request_id),
-            fal_submit_count=F("fal_submit_count") + submitted.attempts,
-            next_poll_at=timezone.now() + timedelta(seconds=1),
-        )
+    recorded = states.transition(
+        generation.pk,
+        to=Status.QUEUED,
+        sources=[Status.SUBMITTING],
+        where=Q(fal_request_id="") | Q(fal_request_id=submitted.request_id),
+        **job_on_fal(generation, submitted.request_id),
+        fal_submit_count=F("fal_submit_count") + submitted.attempts,
+        next_poll_at=timezone.now() + timedelta(seconds=1),
     )
     if not recorded:
         # Canceled, failed or finished (by a webhook of an earlier job) meanwhile: this

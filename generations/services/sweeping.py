@@ -23,7 +23,7 @@ from django.utils import timezone
 from generations.dispatch import DISPATCH_GRACE, enqueue
 from generations.models import Generation
 from generations.services import account
-from generations.services.following import ANSWERED, CREDENTIALS, _follow
+from generations.services.following import ANSWERED, CREDENTIALS, follow
 from generations.services.settlement import fail
 from generations.services.submission import submit
 
@@ -55,7 +55,7 @@ def _expire(generation: Generation) -> str | None:
     does expire. Returns what the look at fal found, if there was one."""
     found = None
     if generation.fal_request_id and not generation.fal_video_url:
-        found = _follow(generation)
+        found = follow(generation)
         if found == CREDENTIALS:
             logger.error(
                 "event=deadline_passed_credentials_refused generation=%s deadline=%s",
@@ -127,20 +127,20 @@ def sweep(*, batch: int = SWEEP_BATCH) -> SweepReport:
         except Exception:
             logger.exception("event=sweep_step_crashed generation=%s", generation.pk)
 
-    def follow(generation: Generation) -> str | None:
+    def follow_in_time(generation: Generation) -> str | None:
         if not in_time():
             return None  # still due: the next pass takes it
-        return _follow(generation)  # never raises
+        return follow(generation)  # never raises
 
     def follow_in_thread(generation: Generation) -> str | None:
         try:
-            return follow(generation)
+            return follow_in_time(generation)
         finally:
             connection.close()  # this thread's own connection
 
     if to_poll:
         if len(to_poll) == 1 or settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-            polled = [follow(generation) for generation in to_poll]
+            polled = [follow_in_time(generation) for generation in to_poll]
         else:
             with ThreadPoolExecutor(max_workers=8) as pool:
                 polled = list(pool.map(follow_in_thread, to_poll))

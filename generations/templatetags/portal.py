@@ -7,16 +7,19 @@ from datetime import datetime
 from django import template
 from django.utils import timezone
 
+from generations.states import Status
+
 register = template.Library()
 
-STATUS_LABELS = {
-    "pending": "Pending",
-    "submitting": "Pending",
-    "queued": "Queued",
-    "running": "Rendering",
-    "succeeded": "Ready",
-    "failed": "Failed",
-    "canceled": "Canceled",
+# What the portal calls each status (`submitting` is internal: shown as pending).
+STATUS_LABELS: dict[str, str] = {
+    Status.PENDING: "Pending",
+    Status.SUBMITTING: "Pending",
+    Status.QUEUED: "Queued",
+    Status.RUNNING: "Rendering",
+    Status.SUCCEEDED: "Ready",
+    Status.FAILED: "Failed",
+    Status.CANCELED: "Canceled",
 }
 
 

@@ -298,6 +298,33 @@ def test_cancel_of_a_finished_generation_says_why_and_changes_nothing(
     assert audit_messages(paid_generation) == []
 
 
+@pytest.mark.parametrize(
+    ("status", "offered"),
+    [
+        (Generation.Status.PENDING, True),
+        (Generation.Status.SUBMITTING, True),
+        (Generation.Status.QUEUED, True),
+        (Generation.Status.RUNNING, False),  # fal renders it: a cancel would fail
+        (Generation.Status.SUCCEEDED, False),
+    ],
+)
+def test_cancel_button_is_offered_only_on_cancelable_generations(
+    admin_client_for, moderator, user, status, offered
+):
+    generation = GenerationFactory(owner=user, status=status)
+    cancel_url = reverse(
+        "admin:generations_generation_object_action", args=[generation.pk, "cancel"]
+    )
+
+    page = admin_client_for(moderator).get(
+        reverse("admin:generations_generation_change", args=[generation.pk])
+    )
+
+    assert page.status_code == 200
+    buttons = [url for url, _label in page.context["object_action_buttons"]]
+    assert (cancel_url in buttons) is offered
+
+
 def test_refund_gives_the_credits_back_once(admin_client_for, superuser, paid_generation, user):
     client = admin_client_for(superuser)
     assert numbers(user) == (680, 0)
