@@ -216,7 +216,11 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
     back to pending with a growing delay, attempt not counted (nothing reached fal's queue).
     """
     if not probe and account.dispatch_paused():
-        return  # it waits, pending; resuming dispatch makes it due
+        # It waits, pending; resuming dispatch makes it due. The sweep sends the probes,
+        # so make sure a sweep chain runs (one at a time: the lease), also when the worker
+        # that held the last chain died and nothing else would wake one.
+        enqueue("sweep")
+        return
     now = timezone.now()
     claimable = Q(status=Status.PENDING) | Q(
         status=Status.SUBMITTING, lease_until__lt=now, fal_request_id=""

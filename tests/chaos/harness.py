@@ -11,30 +11,41 @@ invariants (see tests/chaos/test_chaos.py). Sizes and timings come from the envi
   that never finish are reconciled within it.
 * CHAOS_SETTLE_SECONDS (default 240): how long after the last accept every generation
   must be final.
+* CHAOS_LOCK_SECONDS (default 10): how long fal's account stays locked, from half-way
+  through the accepts (0: no lock).
+* CHAOS_FORGE_INTERVAL (default 0.25): seconds between two forged webhooks (0: none).
+* CHAOS_LOG_DIR: when set, the worker logs are copied there (qcluster-<label>-<n>.log),
+  and this process's log (the web tier: accepts, webhooks) goes to web-<label>.log.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 from django.apps import apps
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
+from django.urls import reverse
+from django.utils import timezone
 
 from accounts import ledger
 from accounts.models import CreditAccount, LedgerEntry
 from accounts.tokens import create_token
-from generations.models import Generation
+from generations.fal_webhooks import webhook_token
+from generations.models import FalAccount, Generation
 from generations.schedules import ensure_schedules
 from tests.e2e.fixtures import REPO_ROOT, database_url
 from tests.factories import UserFactory
@@ -70,11 +81,17 @@ FAKE_TIMING = {"queue_seconds": 0.3, "run_seconds": 1.5, "max_concurrent": 24}
 THINK_SECONDS = 2.0  # a client pauses up to this long before each request
 WORKER_HTTP_TIMEOUT = 4.0  # FAL_HTTP_TIMEOUT for the workers
 SLOW_SECONDS = 6.0  # a "slow" fault answers after this: past the worker's timeout
+PROBE_SECONDS = 2.0  # FAL_PROBE_MIN_SECONDS for the workers: the first probe of a pause
 
 
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     return int(raw) if raw else default
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
 
 
 # --- The plan --------------------------------------------------------------------------
@@ -122,6 +139,238 @@ def make_plan(n: int, users: int, rng: random.Random) -> list[Planned]:
     return plan
 
 
+# --- Another fal customer: forged webhooks ---------------------------------------------------
+
+# The attacker is any fal user: fal signs their webhooks with the same keys as ours
+# (tests/fakefal/README.md, "Forging"), so each forgery below verifies as fal's. What it
+# cannot have is a generation's URL token; the kinds that carry the right one play a token
+# that leaked (a log, a proxy), to show that the request id still binds the job.
+ATTACKER_USER_ID = "another-fal-customer"
+FORGERIES: dict[str, int] = {  # kind -> the answer it must get
+    "no_token": 401,  # our URL without ?token=
+    "token_of_another_generation": 401,  # the token of a generation the attacker holds
+    "other_request_id": 401,  # the right token, the attacker's own job
+    "body_request_id_not_signed_one": 401,  # signed for the generation's job, body another
+    "other_fal_user": 401,  # all right but fal's user id (FAL_WEBHOOK_USER_ID is pinned)
+    "stale_replay": 401,  # all right but an hour old (a captured delivery, replayed)
+    "malformed": 400,  # ?generation= is not an id
+}
+# Kinds that carry the victim's own token: sent only once the victim knows its job, since
+# before that a webhook with a valid token may rightly adopt its job (fal's answer to the
+# submit was lost), and a generation final without a job answers "already_final".
+NEEDS_JOB = {"other_request_id", "body_request_id_not_signed_one", "other_fal_user", "stale_replay"}
+FORGED_MARK = "forged"  # in every attacker video URL
+
+
+@dataclass
+class Forgery:
+    kind: str
+    payload: str  # ok (an attacker's video) | error (would fail and refund)
+    generation: str
+    expected: int
+    answered: int | str  # the HTTP status, or the transport error
+
+
+class Forger:
+    """A thread that, while the run goes on, posts validly signed webhooks about live
+    generations to the live server, of every kind an attacker would, and records the answers.
+    `control()` then sends genuine ones (right token, job and user) to final generations:
+    they must be answered 200 and change nothing, so the 401s above are the binding's work,
+    not a signature path that refuses everything."""
+
+    def __init__(self, *, fal, base_url: str, seed: int, interval: float) -> None:
+        self.fal = fal
+        self.url = base_url + reverse("fal-webhook")
+        self.rng = random.Random(seed + 1)
+        self.interval = interval
+        self.sent: list[Forgery] = []
+        self.controls: list[tuple[str, int | str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="chaos-forger", daemon=True)
+
+    def start(self) -> None:
+        if self.interval > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    self._forge_one()
+                except Exception as exc:  # recorded; the run goes on
+                    self.sent.append(Forgery("crashed", "", "", 0, repr(exc)[:200]))
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _body(self, payload: str, request_id: str) -> dict[str, Any]:
+        if payload == "ok":
+            n = len(self.sent)
+            url = self.rng.choice(
+                [
+                    f"https://attacker.example/{FORGED_MARK}-{n}.mp4",
+                    # On fal's own CDN (the fake's host): the media host check passes.
+                    f"https://{self.fal.host}/files/{FORGED_MARK}-{n}.mp4",
+                ]
+            )
+            body = {"payload": {"video": {"url": url}}, "status": "OK", "error": None}
+        else:
+            detail = [
+                {"loc": ["body", "prompt"], "msg": "Flagged.", "type": "content_policy_violation"}
+            ]
+            body = {
+                "payload": {"detail": detail},
+                "status": "ERROR",
+                "error": "Invalid status code: 422",
+            }
+        return {**body, "request_id": request_id, "gateway_request_id": request_id}
+
+    def _forge_one(self) -> None:
+        rows = list(Generation.objects.order_by("?").values_list("id", "fal_request_id")[:2])
+        if not rows:
+            return
+        victim, job = str(rows[0][0]), rows[0][1]
+        other = str(rows[1][0]) if len(rows) > 1 else str(uuid.uuid4())
+        kinds = [k for k in FORGERIES if job or k not in NEEDS_JOB]
+        kind = self.rng.choice(kinds)
+        payload = self.rng.choice(["ok", "error"])
+        attacker_job = f"attacker-{uuid.uuid4()}"
+        request_id = job or attacker_job  # the strongest attacker knows the victim's job
+        query: dict[str, str] = {"generation": victim, "token": webhook_token(victim)}
+        signed: dict[str, Any] = {"request_id": request_id}
+        body = self._body(payload, request_id)
+        if kind == "no_token":
+            del query["token"]
+        elif kind == "token_of_another_generation":
+            query["token"] = webhook_token(other)
+        elif kind == "other_request_id":
+            signed["request_id"] = attacker_job
+            body = self._body(payload, attacker_job)
+        elif kind == "body_request_id_not_signed_one":
+            body = self._body(payload, attacker_job)
+        elif kind == "other_fal_user":
+            signed["user_id"] = ATTACKER_USER_ID
+        elif kind == "stale_replay":
+            signed["timestamp"] = int(time.time()) - 3600
+        elif kind == "malformed":
+            query["generation"] = victim[:8]
+        try:
+            answered: int | str = self.fal.forge_webhook(
+                f"{self.url}?{urlencode(query)}", body, **signed
+            )
+        except httpx.HTTPError as exc:
+            answered = f"{exc.__class__.__name__}: {exc}"
+        self.sent.append(Forgery(kind, payload, victim, FORGERIES[kind], answered))
+
+    def control(self, limit: int = 10) -> None:
+        """Genuine webhooks (an ERROR) for final generations that know their job."""
+        final = Generation.objects.filter(status__in=Generation.FINAL).exclude(fal_request_id="")
+        for gid, job in final.order_by("?").values_list("id", "fal_request_id")[:limit]:
+            query = urlencode({"generation": str(gid), "token": webhook_token(gid)})
+            try:
+                answered = self.fal.forge_webhook(
+                    f"{self.url}?{query}", self._body("error", job), request_id=job
+                )
+            except httpx.HTTPError as exc:
+                answered = f"{exc.__class__.__name__}: {exc}"
+            self.controls.append((str(gid), answered))
+
+
+# --- fal locks our account ---------------------------------------------------------------------
+
+
+@dataclass
+class LockWindow:
+    """What the account lock did, seconds from the start of the accepts."""
+
+    seconds: float
+    started: float | None = None
+    ended: float | None = None
+    paused_seen: float | None = None  # first FalAccount.dispatch_paused seen
+    pause_reason: str = ""
+    resumed_seen: float | None = None  # first not-paused seen after the unlock
+    accepted: list[str] = field(default_factory=list)  # generations created while locked
+    at_unlock: dict[str, int] = field(default_factory=dict)  # their statuses then
+    error: str = ""
+
+
+class AccountLock:
+    """A thread that locks fal's account (403 "User is locked. Reason: Exhausted balance")
+    once `due()` says so, for `seconds`, then unlocks it, watching `FalAccount` all along:
+    dispatch must pause while locked and resume by the workers' probe afterwards."""
+
+    POLL = 0.2
+
+    def __init__(self, *, fal, seconds: float, due: Callable[[], bool], t0: float) -> None:
+        self.fal = fal
+        self.due = due
+        self.t0 = t0
+        self.window = LockWindow(seconds=seconds)
+        self._thread = threading.Thread(target=self._run, name="chaos-lock", daemon=True)
+
+    def start(self) -> None:
+        if self.window.seconds > 0:
+            self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
+
+    def _since(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _look(self) -> bool:
+        account = FalAccount.objects.filter(pk=1).first()
+        paused = bool(account and account.dispatch_paused)
+        if paused and self.window.paused_seen is None:
+            self.window.paused_seen = self._since()
+            self.window.pause_reason = account.pause_reason
+        return paused
+
+    def _run(self) -> None:
+        w = self.window
+        try:
+            give_up = time.monotonic() + 180
+            while not self.due() and time.monotonic() < give_up:
+                time.sleep(0.05)
+            self.fal.lock_account("Exhausted balance")
+            try:
+                w.started = self._since()
+                locked_from = timezone.now()  # after the lock: every submit of these is refused
+                end = time.monotonic() + w.seconds
+                while time.monotonic() < end:
+                    self._look()
+                    time.sleep(self.POLL)
+                # What was accepted meanwhile, as it stands before the unlock (after it, the
+                # probe may take one at once).
+                created = list(
+                    Generation.objects.filter(created_at__gte=locked_from).values_list(
+                        "pk", "status"
+                    )
+                )
+                w.at_unlock = dict(Counter(status for _, status in created))
+                w.accepted = [str(pk) for pk, _ in created]
+            finally:
+                self.fal.unlock_account()
+                w.ended = self._since()
+            give_up = time.monotonic() + 120
+            while time.monotonic() < give_up:
+                if not self._look() and w.paused_seen is not None:
+                    w.resumed_seen = self._since()
+                    return
+                if w.paused_seen is None and self._since() - w.ended > 5:
+                    return  # never paused: verify() says so
+                time.sleep(self.POLL)
+        except Exception as exc:  # reported by verify()
+            w.error = repr(exc)[:300]
+        finally:
+            connection.close()
+
+
 # --- The report --------------------------------------------------------------------------
 
 
@@ -142,6 +391,14 @@ class ChaosReport:
     balances: dict[int, tuple[int, int]] = field(default_factory=dict)  # user -> (bal, res)
     expected_balances: dict[int, int] = field(default_factory=dict)
     worker_logs: list[str] = field(default_factory=list)
+    forgeries: list[Forgery] = field(default_factory=list)
+    controls: list[tuple[str, int | str]] = field(default_factory=list)  # (generation, answer)
+    lock: LockWindow | None = None
+    refused_while_locked: Counter[str] = field(default_factory=Counter)  # prompt -> 403s
+    fal_jobs: set[str] = field(default_factory=set)  # request ids of every job fal created
+    dispatch_paused_at_end: bool = False
+    started_at: Any = None  # wall clock of the first accept (datetime)
+    lock_events: list[str] = field(default_factory=list)  # the workers' pause/probe log lines
 
     # ---- derived figures
 
@@ -205,8 +462,76 @@ class ChaosReport:
             f"{sum(1 for g in self.generations if g['fal_submit_count'] > 1)}",
             f"  generations with duplicate fal jobs: {len(dup)} (not counted by us: "
             f"{len(uncounted)}); settled more than once: {self.settled_twice()}",
+            *self._forgery_lines(),
+            *self._lock_lines(c),
+            *self._last_lines(),
         ]  # fmt: skip
         return "\n".join(lines)
+
+    def _last_lines(self, n: int = 3) -> list[str]:
+        """The generations that ended last: what the settle time waited for."""
+        if self.started_at is None:
+            return []
+
+        def at(t) -> str:
+            return f"+{(t - self.started_at).total_seconds():.0f}" if t else "-"
+
+        ended = [g for g in self.generations if g["settled_at"]]
+        last = sorted(ended, key=lambda g: g["settled_at"], reverse=True)[:n]
+        return [
+            "  settled last (s from the first accept: accepted/submitted/completed/settled):"
+        ] + [
+            f"    {g['id']} {g['status']}{'/' + g['error_code'] if g['error_code'] else ''} "
+            f"{at(g['created_at'])}/{at(g['submitted_at'])}/{at(g['completed_at'])}/"
+            f"{at(g['settled_at'])} attempts={g['attempts']} posts={g['fal_submit_count']} "
+            f"finish_failures={g['finish_failures']} prompt={g['prompt'][-30:]!r}"
+            for g in last
+        ]
+
+    def _forgery_lines(self) -> list[str]:
+        answers = Counter(str(f.answered) for f in self.forgeries)
+        kinds = Counter(f.kind for f in self.forgeries)
+        controls = Counter(str(answer) for _, answer in self.controls)
+        return [
+            f"  forged webhooks: {len(self.forgeries)} sent, answered "
+            + (", ".join(f"{a} x{n}" for a, n in sorted(answers.items())) or "-"),
+            "    " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())),
+            f"  genuine webhooks to final generations (control): {len(self.controls)}, "
+            "answered " + (", ".join(f"{a} x{n}" for a, n in sorted(controls.items())) or "-"),
+        ]
+
+    def _lock_lines(self, counters: Counter) -> list[str]:
+        w = self.lock
+        if w is None or w.started is None:
+            return ["  account lock: none"]
+
+        def at(t: float | None) -> str:
+            return f"+{t:.1f} s" if t is not None else "never"
+
+        events = Counter(line.split("event=", 1)[1].split(" ", 1)[0] for line in self.lock_events)
+        resumed = [line for line in self.lock_events if "event=fal_dispatch_resumed" in line]
+        gens = {g["id"]: g for g in self.generations}
+        final = Counter(gens[gid]["status"] for gid in w.accepted if gid in gens)
+        resumed_after = (
+            f" ({w.resumed_seen - w.ended:.1f} s after the unlock)"
+            if w.resumed_seen is not None and w.ended is not None
+            else ""
+        )
+        return [
+            f"  account lock ({w.seconds:.0f} s, Exhausted balance): {at(w.started)} to "
+            f"{at(w.ended)}; dispatch paused seen {at(w.paused_seen)} ({w.pause_reason or '-'}), "
+            f"resumed seen {at(w.resumed_seen)}{resumed_after}; paused at the end: "
+            f"{'yes' if self.dispatch_paused_at_end else 'no'}",
+            f"    submits fal refused while locked: {counters['submits_refused_locked']} "
+            f"(for {len(self.refused_while_locked)} generations); accepted while locked: "
+            f"{len(w.accepted)}, at the unlock "
+            + (", ".join(f"{k} {n}" for k, n in sorted(w.at_unlock.items())) or "-")
+            + ", at the end "
+            + (", ".join(f"{k} {n}" for k, n in sorted(final.items())) or "-"),
+            f"    worker log: probes {events['fal_dispatch_probe']}, refused submits "
+            f"{events['fal_submit_refused_account']}, "
+            + (resumed[-1].split("event=", 1)[1] if resumed else "no fal_dispatch_resumed"),
+        ]
 
 
 # --- The run -----------------------------------------------------------------------------
@@ -233,6 +558,8 @@ class ChaosRun:
         self.deadline_seconds = env_int("CHAOS_DEADLINE_SECONDS", 60)
         self.settle_seconds = env_int("CHAOS_SETTLE_SECONDS", 240)
         self.seed = env_int("CHAOS_SEED", random.SystemRandom().randrange(1_000_000))
+        self.lock_seconds = env_float("CHAOS_LOCK_SECONDS", 10.0)
+        self.forge_interval = env_float("CHAOS_FORGE_INTERVAL", 0.25)
         self.rng = random.Random(self.seed)
         self._done = 0
         self._done_lock = threading.Lock()
@@ -246,6 +573,9 @@ class ChaosRun:
         settings.API_READ_RATE = None
         settings.MAX_IN_FLIGHT_PER_USER = 0
         settings.GENERATION_DEADLINE_SECONDS = self.deadline_seconds
+        # Pin fal's user id, as an operator does once the first webhook logged it: a
+        # forged webhook signed for another fal user must be refused for that alone.
+        settings.FAL_WEBHOOK_USER_ID = self.fal.config.user_id
         # The transactional test flush removed the minutely sweep schedule: restore it,
         # as migrate does in production (it restarts a sweep chain that died with a worker).
         ensure_schedules(sender=None, app_config=apps.get_app_config("generations"))
@@ -269,6 +599,7 @@ class ChaosRun:
             webhooks=True,
             GENERATION_DEADLINE_SECONDS=str(self.deadline_seconds),
             FAL_HTTP_TIMEOUT=str(WORKER_HTTP_TIMEOUT),
+            FAL_PROBE_MIN_SECONDS=str(PROBE_SECONDS),
             **self.worker_env,
         )
 
@@ -319,6 +650,29 @@ class ChaosRun:
     # ---- the run
 
     def run(self, settings) -> ChaosReport:
+        web_log = self._web_log()
+        try:
+            return self._run(settings)
+        finally:
+            if web_log is not None:
+                logging.getLogger().removeHandler(web_log)
+                web_log.close()
+
+    def _web_log(self) -> logging.Handler | None:
+        target = os.environ.get("CHAOS_LOG_DIR", "").strip()
+        if not target:
+            return None
+        os.makedirs(target, exist_ok=True)
+        slug = self.label.lower().replace(" ", "-")
+        handler = logging.FileHandler(os.path.join(target, f"web-{slug}.log"), mode="w")
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+        )
+        handler.setLevel(logging.INFO)
+        logging.getLogger().addHandler(handler)
+        return handler
+
+    def _run(self, settings) -> ChaosReport:
         self.prepare(settings)
         workers = [self.worker(), self.worker()]
         plan = make_plan(self.n, self.users_count, self.rng)
@@ -331,8 +685,18 @@ class ChaosRun:
             for _, secret in self.users
         ]
         t0 = time.monotonic()
+        self.started_at = timezone.now()
         killed_at = None
+        forger = Forger(
+            fal=self.fal, base_url=self.base_url, seed=self.seed, interval=self.forge_interval
+        )
+        # fal locks the account half-way through the accepts (after the kill, at a third).
+        lock = AccountLock(
+            fal=self.fal, seconds=self.lock_seconds, due=lambda: self._done >= self.n // 2, t0=t0
+        )
         try:
+            forger.start()
+            lock.start()
             with ThreadPoolExecutor(self.threads) as pool:
                 futures = [pool.submit(self._send, p, clients) for p in plan]
                 # The chaos monkey: once a third of the requests are answered and the
@@ -348,12 +712,31 @@ class ChaosRun:
                 time.sleep(2)
                 workers.append(self.worker())
                 outcomes = [f.result(timeout=300) for f in futures]
+            accept_seconds = time.monotonic() - t0
+            settled = self._settle()
         finally:
             for client in clients:
                 client.close()
-        accept_seconds = time.monotonic() - t0
-        settled = self._settle()
-        return self._report(plan, outcomes, accept_seconds, settled, killed_at, workers)
+            forger.stop()
+            lock.join(timeout=180)
+            self.fal.unlock_account()
+        forger.control()
+        report = self._report(plan, outcomes, accept_seconds, settled, killed_at, workers)
+        report.forgeries, report.controls = forger.sent, forger.controls
+        report.lock = lock.window
+        report.started_at = self.started_at
+        self._keep_logs(workers)
+        return report
+
+    def _keep_logs(self, workers) -> None:
+        target = os.environ.get("CHAOS_LOG_DIR", "").strip()
+        if not target:
+            return
+        os.makedirs(target, exist_ok=True)
+        slug = self.label.lower().replace(" ", "-")
+        for n, w in enumerate(workers):
+            with open(os.path.join(target, f"qcluster-{slug}-{n}.log"), "w") as out:
+                out.write(w.log())
 
     def _settle(self) -> float | None:
         start = time.monotonic()
@@ -372,18 +755,24 @@ class ChaosRun:
                 "id", "owner_id", "prompt", "status", "error_code", "cost_credits",
                 "fal_submit_count", "attempts", "fal_request_id", "video", "video_bytes",
                 "idempotency_key", "lease_until", "next_poll_at", "deadline_at",
-                "fal_video_url", "finish_failures",
+                "fal_video_url", "finish_failures", "error_message", "created_at",
+                "submitted_at", "completed_at",
             )
         )  # fmt: skip
         for g in generations:
             g["id"] = str(g["id"])
         entries: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-        for gid, kind, amount, reserved in (
+        settled_at = {}
+        for gid, kind, amount, reserved, at in (
             LedgerEntry.objects.exclude(generation=None)
             .order_by("id")
-            .values_list("generation_id", "kind", "amount", "reserved_change")
+            .values_list("generation_id", "kind", "amount", "reserved_change", "created_at")
         ):
             entries[str(gid)].append((kind, amount, reserved))
+            if kind in ("capture", "release"):
+                settled_at[str(gid)] = at
+        for g in generations:
+            g["settled_at"] = settled_at.get(g["id"])
         spent: Counter[int] = Counter()
         for g in generations:
             if g["status"] == Generation.Status.SUCCEEDED:
@@ -406,6 +795,19 @@ class ChaosRun:
             },
             expected_balances={u.pk: CREDITS_PER_USER - spent[u.pk] for u, _ in self.users},
             worker_logs=[w.log()[-4000:] for w in workers],
+            lock_events=[
+                line
+                for w in workers
+                for line in w.log().splitlines()
+                if "event=fal_dispatch_" in line or "event=fal_submit_refused_account" in line
+            ],
+            refused_while_locked=Counter(
+                r.body.get("prompt", "")
+                for r in self.fal.requests("submit")
+                if r.status == 403 and isinstance(r.body, dict)
+            ),
+            fal_jobs={job.request_id for job in self.fal.jobs()},
+            dispatch_paused_at_end=FalAccount.objects.filter(pk=1, dispatch_paused=True).exists(),
         )
         report.check_ledger = subprocess.run(
             [sys.executable, "manage.py", "check_ledger"],
@@ -481,6 +883,8 @@ def verify(report: ChaosReport) -> list[str]:
     uncounted = report.uncounted_duplicates()
     if len(uncounted) > KILLED_SUBMITS_AT_MOST:
         problems.append(f"{len(uncounted)} uncounted duplicate fal jobs: {uncounted[:3]}")
+    problems += _verify_forgeries(report)
+    problems += _verify_lock(report)
     if report.broken:
         problems.append(f"broken accounts: {report.broken}")
     if report.check_ledger is None or report.check_ledger.returncode != 0:
@@ -491,5 +895,75 @@ def verify(report: ChaosReport) -> list[str]:
         if (balance, reserved) != (expected, 0):
             problems.append(
                 f"user {user_id}: balance {balance} reserved {reserved}, expected {expected} / 0"
+            )
+    return problems
+
+
+LOCK_WORDS = ("locked", "balance", "billing", "top up", "exhausted")
+
+
+def _verify_forgeries(report: ChaosReport) -> list[str]:
+    """Every forged webhook refused (the ledger and final states above show that none moved
+    anything); genuine ones still applied; no generation took an attacker's job or video."""
+    problems = []
+    wrong = [f for f in report.forgeries if f.answered != f.expected]
+    if wrong:
+        problems.append(f"{len(wrong)} forged webhooks not answered as expected: {wrong[:5]}")
+    missing = set(FORGERIES) - {f.kind for f in report.forgeries}
+    if missing:
+        problems.append(f"forged webhook kinds never sent: {sorted(missing)}")
+    if not report.controls or any(answer != 200 for _, answer in report.controls):
+        problems.append(f"genuine webhooks to final generations answered {report.controls}")
+    fal_host = report.fal_stats.get("host", "")
+    for g in report.generations:
+        url = g["fal_video_url"] or ""
+        if FORGED_MARK in url or (
+            g["status"] == Generation.Status.SUCCEEDED and urlsplit(url).netloc != fal_host
+        ):
+            problems.append(f"generation {g['id']} ({g['status']}) has the video URL {url!r}")
+        if g["fal_request_id"] and g["fal_request_id"] not in report.fal_jobs:
+            problems.append(
+                f"generation {g['id']} follows {g['fal_request_id']!r}, a job fal never created"
+            )
+    return problems
+
+
+def _verify_lock(report: ChaosReport) -> list[str]:
+    """fal's account lock paused dispatch and cost nobody anything: what was accepted
+    meanwhile waited (pending, its hold kept) and ended as any other generation, once the
+    probe resumed dispatch."""
+    w = report.lock
+    if w is None or not w.seconds:
+        return []
+    problems = []
+    if w.error or w.started is None:
+        problems.append(f"the account lock did not run: {w.error or 'never started'}")
+        return problems
+    if w.paused_seen is None or w.pause_reason != FalAccount.PauseReason.ACCOUNT_LOCKED:
+        problems.append(f"dispatch pause not seen while locked ({w.pause_reason or 'never'})")
+    if w.resumed_seen is None or report.dispatch_paused_at_end:
+        problems.append("dispatch did not resume after the unlock")
+    if not report.fal_stats.get("counters", {}).get("submits_refused_locked"):
+        problems.append("fal refused no submit while locked: the lock was not exercised")
+    if not w.accepted:
+        problems.append("no generation was accepted while locked")
+    failed_then = {
+        k: n for k, n in w.at_unlock.items() if k not in ("pending", "submitting", "canceled")
+    }
+    if failed_then:
+        problems.append(f"generations accepted while locked were {failed_then} at the unlock")
+    jobs = report.jobs_per_generation()
+    for g in report.generations:
+        message = (g["error_message"] or "").lower()
+        if g["status"] == Generation.Status.FAILED and any(w_ in message for w_ in LOCK_WORDS):
+            problems.append(f"generation {g['id']} failed for the lock: {g['error_message']!r}")
+        if (
+            report.refused_while_locked.get(g["prompt"])
+            and g["status"] == Generation.Status.FAILED
+            and not jobs[g["id"]]
+        ):
+            problems.append(
+                f"generation {g['id']} was refused while locked and failed without a job on "
+                f"fal ({g['error_code']}: {g['error_message']!r})"
             )
     return problems

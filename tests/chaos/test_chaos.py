@@ -5,7 +5,11 @@ fake fal answers 429/500/502, drops connections, answers slowly, fails jobs, nev
 finishes some, and sends duplicate, delayed, early and missing webhooks to the live
 server; twenty users create generations through the API from many threads, retrying
 with the same Idempotency-Key, racing themselves, canceling, reusing keys; one worker
-cluster is SIGKILLed and restarted in the middle. When the dust settles (bounded wait):
+cluster is SIGKILLed and restarted in the middle; another fal customer posts validly signed
+webhooks about our generations all along (no token, another generation's token, another
+job, another fal user, an old delivery replayed, with an OK of their own video or an ERROR
+that would refund); fal locks the account ("Exhausted balance") for a while half-way
+through. When the dust settles (bounded wait):
 
 * every generation is final (jobs fal never finishes are failed at the deadline; tasks
   lost with the killed cluster - prefetched, running, or on Redis without receipts - are
@@ -15,6 +19,12 @@ cluster is SIGKILLed and restarted in the middle. When the dust settles (bounded
 * fal got one job per generation, except where a fault window makes a second possible
   (a dropped connection after fal created the job, a submit answered too late, a worker
   killed mid-submit): those are counted and reported, and never charged twice.
+* every forged webhook was refused (401, 400 when malformed) and moved nothing: no
+  generation follows a job fal did not create or holds a video fal did not make, while
+  genuine webhooks to final generations are still answered 200;
+* the lock paused dispatch (seen on `FalAccount`), what was accepted meanwhile waited
+  pending with its hold, the workers' probe resumed dispatch after the unlock, and no
+  generation failed or was refunded because of the lock.
 
 Run: `make test-chaos` (PostgreSQL). Size: CHAOS_GENERATIONS (default 200); see
 tests/chaos/harness.py for the other knobs. The summary table is printed either way.

@@ -248,3 +248,22 @@ def test_users_read_that_videos_are_delayed_never_fals_words(locked, user, clien
 def test_users_see_no_delay_when_dispatch_runs(user, client):
     client.force_login(user)
     assert "Videos are delayed" not in client.get(reverse("generation-list")).content.decode()
+
+
+def test_a_submit_arriving_while_paused_wakes_the_sweep_that_sends_the_probe(
+    locked, fake, run_at_commit
+):
+    """The sweep sends the probes. If the worker holding the last sweep chain died, nothing
+    would wake one while paused (accepts enqueue submits, not sweeps): a submit that finds
+    dispatch paused makes sure a sweep runs (tasks run inline here)."""
+    fake.unlock_account()
+    probe_due()
+    Generation.objects.filter(pk=locked.pk).update(next_poll_at=None)
+
+    with run_at_commit():
+        services.submit(generation_id=locked.pk)
+
+    assert submits(fake) == 2  # the probe went out through the sweep the submit woke
+    assert not FalAccount.objects.get().dispatch_paused
+    locked.refresh_from_db()
+    assert locked.status in ("queued", "running", "succeeded")
