@@ -20,17 +20,18 @@ DEV_ENV := DEBUG=1 PATH="$(BIN):$$PATH"
 PYTEST := $(DEV_ENV) scripts/pytest
 TIMED := scripts/timed
 
-.PHONY: help install run test test-sqlite test-quick test-pg test-chaos test-security bench lint fmt clean
+.PHONY: help install run test test-sqlite test-quick test-pg test-chaos test-security bench lint typecheck fmt clean
 
 help:
 	@echo "make run         set up (venv, install, migrate, demo users) and serve web + worker"
-	@echo "make test        lint, the whole suite on SQLite, then the database tests on PostgreSQL"
+	@echo "make test        ruff, mypy, the whole suite on SQLite, then the database tests on PostgreSQL"
 	@echo "make test-quick  the fast unit tests on SQLite, stop at the first failure"
 	@echo "make test-pg     the database-sensitive tests (-m 'pg or e2e') on a throwaway PostgreSQL"
 	@echo "make test-chaos  the fault-injection suite (-m chaos) on a throwaway PostgreSQL"
 	@echo "make test-security  one test per attack (tests/security/), then its browser test"
 	@echo "make bench       the benchmarks of BENCHMARKS.md (locust, 1,000 in flight)"
-	@echo "make lint        ruff check + ruff format --check"
+	@echo "make lint        ruff check + ruff format --check + mypy"
+	@echo "make typecheck   mypy (django-stubs) on accounts/, generations/, veoproject/"
 	@echo "make fmt         ruff format + ruff check --fix"
 
 $(VENV)/bin/pip:
@@ -58,6 +59,7 @@ run: install
 
 test: install
 	@$(TIMED) "ruff check" $(BIN)/ruff check .
+	@$(TIMED) "mypy" $(BIN)/mypy
 	@$(TIMED) "tests on SQLite" $(MAKE) --no-print-directory test-sqlite
 	@$(TIMED) "database tests on PostgreSQL" $(MAKE) --no-print-directory test-pg
 	@$(TIMED) "chaos suite on PostgreSQL" $(MAKE) --no-print-directory test-chaos
@@ -113,10 +115,15 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Configured in pyproject.toml ([tool.mypy]): the three apps, tests and migrations excluded.
+typecheck: install
+	$(BIN)/mypy
 
 fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -27,6 +27,7 @@ from accounts.serializers import (
 )
 from veoproject.api_errors import error_responses
 from veoproject.pagination import NewestFirstPagination
+from veoproject.request_types import AuthenticatedRequest
 from veoproject.throttles import ApiReadThrottle
 
 
@@ -48,7 +49,7 @@ class IsSessionAuthenticated(permissions.BasePermission):
 
     message = "Manage API tokens and the webhook secret from a signed-in browser session."
 
-    def has_permission(self, request: Request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(
             request.user
             and request.user.is_authenticated
@@ -79,7 +80,7 @@ class IsSessionAuthenticated(permissions.BasePermission):
 class MeView(APIView):
     throttle_classes = [ApiReadThrottle]
 
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         summary = credit_summary(user=request.user)
         data = {
             "username": request.user.username,
@@ -107,7 +108,7 @@ class WebhookSecretRotateView(APIView):
     permission_classes = [IsSessionAuthenticated]
     throttle_classes = [ApiReadThrottle]
 
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         secret = tokens.rotate_webhook_secret(request.user)
         return Response(WebhookSecretSerializer({"webhook_secret": secret}).data)
 
@@ -120,6 +121,7 @@ class WebhookSecretRotateView(APIView):
     responses={200: LedgerEntrySerializer(many=True), **error_responses(401, 404, 429)},
 )
 class LedgerListView(generics.ListAPIView):
+    request: AuthenticatedRequest
     serializer_class = LedgerEntrySerializer
     pagination_class = NewestFirstPagination
     throttle_classes = [ApiReadThrottle]
@@ -141,7 +143,7 @@ class TokenListCreateView(generics.GenericAPIView):
         "shown again, only their public prefix.",
         responses={200: ApiTokenSerializer(many=True), **error_responses(401, 403, 429)},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         return Response(ApiTokenSerializer(tokens.active_tokens(user=request.user), many=True).data)
 
     @extend_schema(
@@ -152,12 +154,14 @@ class TokenListCreateView(generics.GenericAPIView):
         request=ApiTokenCreateSerializer,
         responses={201: ApiTokenCreatedSerializer, **error_responses(400, 401, 403, 429)},
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         serializer = ApiTokenCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         token, raw = tokens.create_token(user=request.user, **serializer.validated_data)
-        token.token = raw
-        return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+        return Response(
+            ApiTokenCreatedSerializer(token, context={"raw_token": raw}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class TokenDestroyView(APIView):
@@ -170,7 +174,7 @@ class TokenDestroyView(APIView):
         description="The token stops working at once.",
         responses={204: None, **error_responses(401, 403, 404, 429)},
     )
-    def delete(self, request: Request, pk: int) -> Response:
+    def delete(self, request: AuthenticatedRequest, pk: int) -> Response:
         token = get_object_or_404(tokens.active_tokens(user=request.user), pk=pk)
         tokens.revoke_token(token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django import forms
 from django.contrib.auth import authenticate
@@ -47,8 +48,9 @@ class SignupForm(PlainLabels, forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data  # what Form.clean returns (typed as possibly None)
         password, confirm = cleaned.get("password"), cleaned.get("password_confirm")
         if password and confirm and password != confirm:
             self.add_error("password_confirm", "The two passwords differ.")

@@ -79,10 +79,16 @@ class ApiTokenCreateSerializer(serializers.Serializer):
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):
-    token = serializers.CharField(
+    """A token just created; the view passes the raw token as context["raw_token"]."""
+
+    token = serializers.SerializerMethodField(
         help_text="The token itself. Shown only in this response: only its hash is stored."
     )
 
     class Meta(ApiTokenSerializer.Meta):
         fields = [*ApiTokenSerializer.Meta.fields, "token"]
         read_only_fields = fields
+
+    def get_token(self, token: ApiToken) -> str:
+        # Not on the model: only the token's hash is stored.
+        return self.context["raw_token"]

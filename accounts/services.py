@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from accounts import ledger
 from accounts.models import User
 from veoproject.exceptions import ValidationFailed
+from veoproject.model_fields import max_length
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def _signup_errors(*, username: str, email: str, password: str) -> dict[str, lis
     try:
         if not username:
             raise ValidationError("Choose a username.")
-        if len(username) > User._meta.get_field("username").max_length:
+        if len(username) > max_length(User, "username"):
             raise ValidationError("Use at most 150 characters.")
         User.username_validator(username)
     except ValidationError as exc:

@@ -22,12 +22,13 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, User, new_webhook_secret
 from veoproject.exceptions import ApplicationError, ValidationFailed
+from veoproject.model_fields import max_length
 
 logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "veo_"
 MAX_ACTIVE_TOKENS_PER_USER = 50
-MAX_NAME_LENGTH = ApiToken._meta.get_field("name").max_length
+MAX_NAME_LENGTH = max_length(ApiToken, "name")
 # last_used_at is written at most this often per token, so that a busy integrator does not
 # turn its token row into a hot row with one UPDATE per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)

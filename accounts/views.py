@@ -24,6 +24,7 @@ from accounts.models import ApiToken, LedgerEntry
 from accounts.services import user_signup
 from veoproject.exceptions import ApplicationError, ValidationFailed
 from veoproject.form_errors import add_service_errors
+from veoproject.request_types import AuthenticatedHttpRequest
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def _voucher_url() -> str | None:
 
 
 @login_required
-def credits(request: HttpRequest) -> HttpResponse:
+def credits(request: AuthenticatedHttpRequest) -> HttpResponse:
     entries = (
         LedgerEntry.objects.filter(account__user=request.user)
         .select_related("generation")
@@ -125,7 +126,7 @@ def credits(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @never_cache
-def token_list(request: HttpRequest) -> HttpResponse:
+def token_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TokenCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -154,7 +155,7 @@ def token_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+def token_revoke(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     token = get_object_or_404(ApiToken, pk=pk, user=request.user)
     if token.revoked_at is None:
         tokens.revoke_token(token=token)
@@ -166,7 +167,7 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def webhook_secret_rotate(request: HttpRequest) -> HttpResponse:
+def webhook_secret_rotate(request: AuthenticatedHttpRequest) -> HttpResponse:
     tokens.rotate_webhook_secret(user=request.user)
     messages.success(
         request,

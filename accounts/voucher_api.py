@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import vouchers
 from accounts.serializers import LedgerEntrySerializer
 from veoproject.api_errors import error_responses
+from veoproject.request_types import AuthenticatedRequest
 from veoproject.throttles import VoucherRedeemThrottle
 
 
@@ -41,7 +41,7 @@ class VoucherRedeemView(APIView):
             OpenApiExample("request", value={"code": "7KQP-M2XD-HV9R"}, request_only=True),
         ],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         serializer = VoucherRedeemSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         redemption = vouchers.redeem(user=request.user, code=serializer.validated_data["code"])

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from accounts import vouchers
+from veoproject.request_types import AuthenticatedHttpRequest
 from veoproject.throttles import VoucherRedeemThrottle
 
 
@@ -31,12 +35,14 @@ class VoucherRedeemForm(forms.Form):
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def voucher_redeem(request: HttpRequest) -> HttpResponse:
+def voucher_redeem(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = VoucherRedeemForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         # The same attempt budget as the API, so the page cannot be used to guess codes.
+        # A DRF throttle on a Django request: UserRateThrottle reads only `user` and META,
+        # which both have, and never the view.
         throttle = VoucherRedeemThrottle()
-        if not throttle.allow_request(request, None):
+        if not throttle.allow_request(cast(Request, request), cast(APIView, None)):
             wait = math.ceil(throttle.wait() or 60)
             minutes = max(1, math.ceil(wait / 60))
             form.add_error(

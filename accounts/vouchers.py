@@ -30,12 +30,13 @@ from accounts.selectors import CreditSummary, credit_summary
 from veoproject import audit
 from veoproject.amounts import is_positive, is_whole
 from veoproject.exceptions import ApplicationError, ValidationFailed
+from veoproject.model_fields import max_length
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 CODE_LENGTH = 12  # 31**12 ~ 8e17 codes: guessing one is hopeless at any throttled rate
 CUSTOM_CODE_MIN_LENGTH = 6
 MAX_BATCH = 1000
-_CODE_MAX_LENGTH = Voucher._meta.get_field("code").max_length
+_CODE_MAX_LENGTH = max_length(Voucher, "code")
 
 
 class VoucherError(ApplicationError):

@@ -38,6 +38,7 @@ from generations.pricing import CREDITS_PER_USD
 from veoproject.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from veoproject.admin_reasons import ObjectActionsMixin, reason_action
 from veoproject.exceptions import ApplicationError
+from veoproject.request_types import signed_in_user
 
 Moderation = Generation.Moderation
 
@@ -91,7 +92,7 @@ for _func, _name in [
 
 
 @admin.register(Generation)
-class GenerationAdmin(ObjectActionsMixin, admin.ModelAdmin):
+class GenerationAdmin(ObjectActionsMixin[Generation], admin.ModelAdmin):
     change_form_template = "admin/object_actions_change_form.html"
     list_display = (
         "thumbnail",
@@ -320,7 +321,9 @@ class GenerationAdmin(ObjectActionsMixin, admin.ModelAdmin):
             fal_request_id=""
         ):
             try:
-                generation_staff.recheck_generation(generation=generation, actor=request.user)
+                generation_staff.recheck_generation(
+                    generation=generation, actor=signed_in_user(request)
+                )
             except ApplicationError as exc:
                 self.message_user(request, f"{generation}: {exc.message}", messages.ERROR)
             else:
@@ -353,7 +356,7 @@ class GenerationAdmin(ObjectActionsMixin, admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not request.user.has_perm("generations.change_falaccount"):
             raise PermissionDenied
-        if generation_staff.resume_dispatch(actor=request.user):
+        if generation_staff.resume_dispatch(actor=signed_in_user(request)):
             self.message_user(
                 request, "Dispatch to fal resumed; waiting generations are being sent."
             )
@@ -427,7 +430,7 @@ class PricingRuleAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj: PricingRule, form, change: bool) -> None:
-        pricing_history.save_rule(rule=obj, actor=request.user)
+        pricing_history.save_rule(rule=obj, actor=signed_in_user(request))
 
     def log_addition(self, request, obj, message):
         """pricing_history.save_rule records the change with its old and new values."""
@@ -510,7 +513,7 @@ class FalPriceAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: FalPrice, form, change: bool) -> None:
         costs.save_fal_price(
-            price=obj, actor=request.user, reason=form.cleaned_data["change_reason"]
+            price=obj, actor=signed_in_user(request), reason=form.cleaned_data["change_reason"]
         )
 
     def log_addition(self, request, obj, message):
@@ -542,7 +545,7 @@ class RefundPolicyAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: RefundPolicy, form, change: bool) -> None:
         costs.save_refund_policy(
-            policy=obj, actor=request.user, reason=form.cleaned_data["change_reason"]
+            policy=obj, actor=signed_in_user(request), reason=form.cleaned_data["change_reason"]
         )
 
     def log_addition(self, request, obj, message):

@@ -1,7 +1,8 @@
 """/api/v1/generations/: create (with Idempotency-Key), list, detail, cancel, quote.
 
 Views parse, call one service, render. Money and statuses move only in
-`generations.services`; field rules live in `generations.validation`.
+`generations.services`; a request's fields and rules are declared in
+`generations.requests` (the create's and the quote's body, and their schema).
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from rest_framework import generics, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from generations import pricing, selectors, services, states
+from generations import selectors, services, states
 from generations.models import Generation
+from generations.requests import DEFAULTS, quote_request
 from generations.serializers import (
     GenerationCreateSerializer,
     GenerationSerializer,
@@ -34,6 +37,7 @@ from generations.serializers import (
 from veoproject.api_errors import error_responses
 from veoproject.exceptions import ApplicationError, ValidationFailed
 from veoproject.pagination import NewestFirstPagination
+from veoproject.request_types import AuthenticatedRequest
 from veoproject.throttles import ApiReadThrottle, GenerationCreateThrottle
 from veoproject.uploads import upload_body_limit
 
@@ -44,10 +48,7 @@ _GENERATION_EXAMPLE = {
     "status": "succeeded",
     "prompt": "A slow dolly shot across a misty lake at dawn",
     "image_url": "https://images.example.com/lake.jpg",
-    "aspect_ratio": "16:9",
-    "duration": "8s",
-    "resolution": "720p",
-    "generate_audio": True,
+    **DEFAULTS,
     "cost_credits": 320,
     "video_url": "http://127.0.0.1:8000/media/generations/5f0c6b1e-8a39-4c1e-9d55-2b7a1f3c9e10/video.mp4",
     "error": None,
@@ -76,7 +77,7 @@ class GenerationListCreateView(generics.GenericAPIView):
     pagination_class = NewestFirstPagination
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    def get_throttles(self):
+    def get_throttles(self) -> list[BaseThrottle]:
         if self.request.method == "POST":
             return [GenerationCreateThrottle()]
         return [ApiReadThrottle()]
@@ -94,7 +95,7 @@ class GenerationListCreateView(generics.GenericAPIView):
         ],
         responses={200: GenerationSerializer(many=True), **error_responses(400, 401, 404, 429)},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         wanted = request.query_params.get("status") or None
         if wanted is not None and wanted not in PUBLIC_STATUSES:
             raise ValidationFailed(
@@ -129,10 +130,7 @@ class GenerationListCreateView(generics.GenericAPIView):
                 value={
                     "prompt": "A slow dolly shot across a misty lake at dawn",
                     "image_url": "https://images.example.com/lake.jpg",
-                    "aspect_ratio": "16:9",
-                    "duration": "8s",
-                    "resolution": "720p",
-                    "generate_audio": True,
+                    **DEFAULTS,
                 },
                 request_only=True,
             ),
@@ -150,16 +148,13 @@ class GenerationListCreateView(generics.GenericAPIView):
             ),
         ],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         _refuse_oversized_body(request)
-        serializer = GenerationCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        params = dict(serializer.validated_data)
-        image_file = params.pop("image", None)
+        # The body goes to the service as sent: it validates it with the request
+        # definition (the image, if uploaded, is in `request.data` too).
         result = services.accept(
             user=request.user,
-            params=params,
-            image_file=image_file,
+            params=request.data,
             idempotency_key=request.headers.get("Idempotency-Key"),
         )
         body = GenerationSerializer(result.generation, context={"request": request}).data
@@ -187,7 +182,7 @@ def _refuse_oversized_body(request: Request) -> None:
         )
 
 
-def _own_generation(request: Request, pk: UUID) -> Generation:
+def _own_generation(request: AuthenticatedRequest, pk: UUID) -> Generation:
     """The caller's generation; anyone else's is a 404, exactly like a missing one."""
     return get_object_or_404(Generation.objects.filter(owner_id=request.user.pk), pk=pk)
 
@@ -208,7 +203,7 @@ def _own_generation(request: Request, pk: UUID) -> Generation:
 class GenerationDetailView(APIView):
     throttle_classes = [ApiReadThrottle]
 
-    def get(self, request: Request, pk: UUID) -> Response:
+    def get(self, request: AuthenticatedRequest, pk: UUID) -> Response:
         generation = _own_generation(request, pk)
         return Response(GenerationSerializer(generation, context={"request": request}).data)
 
@@ -224,7 +219,7 @@ class GenerationDetailView(APIView):
 class GenerationCancelView(APIView):
     throttle_classes = [ApiReadThrottle]
 
-    def post(self, request: Request, pk: UUID) -> Response:
+    def post(self, request: AuthenticatedRequest, pk: UUID) -> Response:
         generation = _own_generation(request, pk)
         generation = services.cancel(generation=generation, actor=request.user)
         return Response(GenerationSerializer(generation, context={"request": request}).data)
@@ -244,14 +239,14 @@ class GenerationCancelView(APIView):
             QuoteSerializer,
             examples=[
                 OpenApiExample(
-                    "8 s, 720p, audio",
+                    "The defaults",
                     value={
                         "cost_credits": 320,
                         "breakdown": {
                             "seconds": 8,
                             "credits_per_second": 40,
-                            "resolution": "720p",
-                            "generate_audio": True,
+                            "resolution": DEFAULTS["resolution"],
+                            "generate_audio": DEFAULTS["generate_audio"],
                             "endpoint": "fal-ai/veo3.1/image-to-video",
                         },
                     },
@@ -267,14 +262,7 @@ class GenerationQuoteView(APIView):
 
     def post(self, request: Request) -> Response:
         _refuse_oversized_body(request)
-        serializer = QuoteRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        options = serializer.validated_data
-        quote = pricing.quote(
-            duration=options.get("duration") or "8s",
-            resolution=options.get("resolution") or "720p",
-            generate_audio=options.get("generate_audio", True),
-        )
+        quote = quote_request(params=request.data)
         return Response(
             QuoteSerializer({"cost_credits": quote.credits, "breakdown": quote.breakdown}).data
         )

@@ -75,7 +75,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import fal_client
 import fal_client.client as fal_client_module
@@ -353,6 +353,9 @@ class FalGateway:
                 raise FalRetryable(f"fal status failed: {exc.__class__.__name__}") from exc
         if isinstance(status, fal_client.Queued):
             return JobStatus(state="queued", queue_position=status.position)
+        if not isinstance(status, fal_client.InProgress | fal_client.Completed):
+            # fal-client's own parsing makes one of the three; anything else is unreadable.
+            raise ValueError(f"unknown fal status {type(status).__name__}")
         logs = [str(line.get("message", "")) for line in (status.logs or []) if line][-20:]
         if isinstance(status, fal_client.InProgress):
             return JobStatus(state="running", logs=logs)
@@ -502,11 +505,30 @@ def _is_model_error(response: httpx.Response) -> bool:
     return bool(response.headers.get("x-fal-error-type")) or "x-fal-request-id" in response.headers
 
 
+class FalBackend(Protocol):
+    """What the services use of fal: `FalGateway`, or `simulated.SimulatedGateway` when
+    the project runs without FAL_KEY. `get_gateway()` returns one; type callers with this."""
+
+    endpoint: str
+
+    def submit(self, *, arguments: dict[str, Any], webhook_url: str | None = None) -> Submitted: ...
+
+    def status(self, *, request_id: str) -> JobStatus: ...
+
+    def result(self, *, request_id: str) -> JobResult: ...
+
+    def cancel(self, *, request_id: str) -> None: ...
+
+    def upload_image(
+        self, *, data: bytes, content_type: str, file_name: str, expires_in: int
+    ) -> str: ...
+
+
 _gateway_lock = threading.Lock()
-_gateway: Any = None
+_gateway: FalBackend | None = None
 
 
-def get_gateway() -> Any:
+def get_gateway() -> FalBackend:
     """The real gateway with FAL_KEY, else the simulated backend. One per process."""
     global _gateway
     with _gateway_lock:
@@ -529,7 +551,3 @@ def reset_gateway() -> None:
     global _gateway
     with _gateway_lock:
         _gateway = None
-
-
-def queue_base_url() -> str:
-    return fal_client_module.QUEUE_URL_FORMAT

@@ -1,16 +1,22 @@
 """Portal forms for generations. They shape input into the params that
-`generations.services.accept` validates and acts on; they hold no business rules."""
+`generations.services.accept` validates (with the one request definition,
+`generations.requests`) and acts on; their choices and initial values come from that
+definition, and they hold no business rules."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from functools import partial
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
+from django.http import QueryDict
 
-from generations.models import AspectRatio, Duration, Resolution
-from generations.pricing import orderable_resolutions
+from generations.models import AspectRatio, Resolution
+from generations.requests import DEFAULTS, choices
+from generations.validation import MIN_IMAGE_SIDE
 
 IMAGE_ACCEPT = "image/jpeg,image/png,image/webp"
 _KEY_RE = re.compile(r"^portal:[0-9a-f]{32}$")
@@ -23,35 +29,37 @@ def new_form_key() -> str:
 
 
 def _resolution_choices() -> list[tuple[str, str]]:
-    labels = dict(Resolution.choices)
-    return [(value, labels[value]) for value in orderable_resolutions()] or [
-        (Resolution.P720, labels[Resolution.P720])
-    ]
+    # With no active price at all the form still offers the default (accept explains).
+    default = Resolution(DEFAULTS["resolution"])
+    return choices("resolution") or [(default.value, default.label)]
 
 
 class OptionsForm(forms.Form):
     """The options that set the price (and the aspect ratio, which does not)."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
 
     aspect_ratio = forms.ChoiceField(
         label="Aspect ratio",
-        choices=AspectRatio.choices,
-        initial=AspectRatio.LANDSCAPE,
+        choices=partial(choices, "aspect_ratio"),
+        initial=DEFAULTS["aspect_ratio"],
         widget=forms.RadioSelect,
     )
     duration = forms.ChoiceField(
-        choices=Duration.choices, initial=Duration.S8, widget=forms.RadioSelect
+        choices=partial(choices, "duration"),
+        initial=DEFAULTS["duration"],
+        widget=forms.RadioSelect,
     )
+    # Read at each rendering: a resolution is offered only while it has an active price.
     resolution = forms.ChoiceField(
-        choices=_resolution_choices, initial=Resolution.P720, widget=forms.RadioSelect
+        choices=_resolution_choices, initial=DEFAULTS["resolution"], widget=forms.RadioSelect
     )
     generate_audio = forms.BooleanField(
         label="Generate audio",
         required=False,
-        initial=True,
+        initial=DEFAULTS["generate_audio"],
         help_text="Dialogue, sound effects and ambience. Without audio the video costs half.",
     )
 
@@ -60,15 +68,15 @@ class QuoteForm(OptionsForm):
     """The live price preview: like the create form, without image and prompt. An absent
     `generate_audio` means off (an unchecked checkbox), as in the create form."""
 
-    aspect_ratio = forms.ChoiceField(choices=AspectRatio.choices, required=False)
+    aspect_ratio = forms.ChoiceField(choices=partial(choices, "aspect_ratio"), required=False)
 
 
 class GenerationForm(OptionsForm):
     image = forms.FileField(
         label="Image",
         required=False,
-        help_text="JPEG, PNG or WebP, 720p or larger, ideally 16:9 or 9:16 "
-        "(other shapes are cropped to fit).",
+        help_text=f"JPEG, PNG or WebP, {MIN_IMAGE_SIDE}p or larger, ideally "
+        f"{' or '.join(AspectRatio.values)} (other shapes are cropped to fit).",
         widget=forms.ClearableFileInput(attrs={"accept": IMAGE_ACCEPT}),
     )
     image_url = forms.URLField(
@@ -107,8 +115,9 @@ class GenerationForm(OptionsForm):
         key = self.cleaned_data.get("idempotency_key") or ""
         return key if _KEY_RE.match(key) else None
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         image, image_url = cleaned.get("image"), cleaned.get("image_url")
         if "image_url" not in self.errors:
             if not image and not image_url:
@@ -117,9 +126,10 @@ class GenerationForm(OptionsForm):
                 self.add_error("image_url", "Choose a file or give a URL, not both.")
         return cleaned
 
-    def to_params(self) -> dict:
+    def to_params(self) -> dict[str, Any]:
+        """The request for `services.accept` (the image file goes beside it)."""
         data = self.cleaned_data
-        params = {
+        params: dict[str, Any] = {
             "prompt": data["prompt"],
             "aspect_ratio": data["aspect_ratio"],
             "duration": data["duration"],
@@ -132,5 +142,7 @@ class GenerationForm(OptionsForm):
 
     def renew_key(self) -> None:
         """Give a re-rendered bound form a fresh key (its old one is spent)."""
-        self.data = self.data.copy()
-        self.data[self.add_prefix("idempotency_key")] = new_form_key()
+        # A bound form's data is the request's QueryDict, which is immutable: use a copy.
+        data = cast(QueryDict, self.data).copy()
+        data[self.add_prefix("idempotency_key")] = new_form_key()
+        self.data = data

@@ -65,7 +65,7 @@ def _visible_generation(request: HttpRequest, pk: UUID) -> Generation:
 def _image_content_type(field: FieldFile) -> str:
     """From the name we stored it under; an image stored under its client's name (before
     uploads were renamed) is asked of Pillow, never of its extension."""
-    content_type = images.content_type_of_stored(field.name)
+    content_type = images.content_type_of_stored(field.name or "")
     if content_type is None:
         with field.open("rb") as file:
             content_type = images.sniff_content_type(file)

@@ -1,9 +1,8 @@
 """API shapes for generations.
 
-Input serializers only parse and shape types (multipart sends booleans as strings); the
-rules (choices, URLs, the image itself, prices) live in `generations.validation` and
-`generations.services`, shared with the portal. Output is one generation JSON, also POSTed
-to callback URLs.
+Input: a create's and a quote's body are the one request definition
+(`generations.requests`); the classes here give them their names in the OpenAPI schema.
+Output: one generation JSON, also POSTed to callback URLs.
 """
 
 from __future__ import annotations
@@ -14,9 +13,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from generations import states
-from generations.models import AspectRatio, Duration, Generation, Resolution
-
-FAL_DEFAULTS = "Default as fal's: 16:9, 8s, 720p, with audio."
+from generations.models import Generation
+from generations.requests import GenerationRequestSerializer
 
 
 def absolute_url(path: str, request=None) -> str:
@@ -27,88 +25,14 @@ def absolute_url(path: str, request=None) -> str:
     return f"{settings.PUBLIC_BASE_URL}{path}" if settings.PUBLIC_BASE_URL else path
 
 
-def _enum(choices: list[tuple[str, str]], description: str) -> serializers.CharField:
-    """A string field documented as an enum; the value is checked by the service."""
-
-    @extend_schema_field(serializers.ChoiceField(choices=choices))
-    class EnumField(serializers.CharField):
-        pass
-
-    return EnumField(required=False, help_text=description)
+class GenerationCreateSerializer(GenerationRequestSerializer):
+    # A create's body: the request definition under its name in the schema (its
+    # description is the definition's docstring).
+    pass
 
 
-class GenerationOptionsSerializer(serializers.Serializer):
-    """The options that set the price."""
-
-    aspect_ratio = _enum(AspectRatio.choices, "16:9 (landscape) or 9:16 (portrait); default 16:9.")
-    duration = _enum(Duration.choices, "Video length; default 8s.")
-    resolution = _enum(
-        Resolution.choices, "Default 720p; only resolutions with an active price can be ordered."
-    )
-    generate_audio = serializers.BooleanField(
-        required=False,
-        help_text="Dialogue, effects and ambience; default true. Without audio it costs half. "
-        "Multipart forms may send true/false, 1/0, on/off.",
-    )
-
-    def to_internal_value(self, data):
-        values = super().to_internal_value(data)
-        # BooleanField fills in False when a form omits it; an absent field must mean
-        # "fal's default" (true) instead, so keep only what was sent.
-        if hasattr(data, "__contains__") and "generate_audio" not in data:
-            values.pop("generate_audio", None)
-        return values
-
-
-class QuoteRequestSerializer(GenerationOptionsSerializer):
+class QuoteRequestSerializer(GenerationRequestSerializer):
     """Same fields as a create; prompt and image are accepted and ignored."""
-
-    prompt = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    image_url = serializers.CharField(required=False, allow_blank=True)
-    image = serializers.FileField(required=False, help_text="Ignored by the quote.")
-    callback_url = serializers.CharField(required=False, allow_blank=True)
-
-    def validate_aspect_ratio(self, value: str) -> str:
-        # It does not change the price, but a quote for an impossible order would mislead.
-        if value and value not in AspectRatio.values:
-            raise serializers.ValidationError(f"Choose one of {', '.join(AspectRatio.values)}.")
-        return value
-
-
-class GenerationCreateSerializer(GenerationOptionsSerializer):
-    prompt = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        trim_whitespace=False,
-        help_text="What should happen in the video. Sent to the model exactly as written "
-        f"(at most {settings.PROMPT_MAX_CHARS} characters).",
-    )
-    image_url = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        help_text="A public https URL of the first frame (720p or more, 16:9 or 9:16). "
-        "Give this or upload `image` (multipart), not both.",
-    )
-    image = serializers.FileField(
-        required=False,
-        help_text="multipart/form-data only: a JPEG, PNG or WebP file (720p or more).",
-    )
-    callback_url = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        help_text="Optional http(s) URL we POST the generation JSON to when it ends, signed "
-        "with your webhook secret (header X-Veo-Signature). Must be a public address.",
-    )
-
-    def validate_callback_url(self, value: str) -> str:
-        from generations.callbacks import CallbackUrlRefused, check_callback_url
-
-        if value.strip():
-            try:
-                check_callback_url(value.strip(), resolve=True)
-            except CallbackUrlRefused as exc:
-                raise serializers.ValidationError(str(exc)) from None
-        return value
 
 
 class GenerationErrorSerializer(serializers.Serializer):

@@ -1,9 +1,9 @@
 """A stand-in for fal when FAL_KEY is unset, so the project runs offline (`make run`).
 
-Same interface as `generations.fal.FalGateway`. It keeps no state, because web and worker
-processes must agree: the request id carries the submit time and the outcome, and the
-status follows the clock (queued, then running, then done). The video is the sample shipped
-in `generations/assets/sample.mp4`.
+A `generations.fal.FalBackend`, like `generations.fal.FalGateway`. It keeps no state,
+because web and worker processes must agree: the request id carries the submit time and
+the outcome, and the status follows the clock (queued, then running, then done). The video
+is the sample shipped in `generations/assets/sample.mp4`.
 
 Prompt markers choose an outcome, like the test fake: `[fal:content_policy]`,
 `[fal:runner_error]`, `[fal:timeout]`, `[fal:never]`.

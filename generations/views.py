@@ -9,13 +9,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import LedgerEntry
+from accounts.models import LedgerEntry, User
 from accounts.selectors import credit_summary
 from generations import pricing, selectors, services
 from generations.forms import GenerationForm, QuoteForm, new_form_key
@@ -27,6 +27,7 @@ from veoproject.exceptions import (
     LimitExceeded,
 )
 from veoproject.form_errors import add_service_errors
+from veoproject.request_types import AuthenticatedHttpRequest
 
 GALLERY_PAGE_SIZE = 12
 RECENT_ON_STUDIO = 4
@@ -41,13 +42,13 @@ STATUS_FILTERS = {
 FIELD_ALIASES = {"image_file": "image"}
 
 
-def _own_generation(request: HttpRequest, pk: UUID) -> Generation:
+def _own_generation(request: AuthenticatedHttpRequest, pk: UUID) -> Generation:
     """The user's own generation; anybody else's is a 404, staff included (the admin is
     where staff look at other people's work)."""
     return get_object_or_404(Generation, pk=pk, owner=request.user)
 
 
-def price_context(*, user, options: dict) -> dict:
+def price_context(*, user: User, options: dict) -> dict:
     """What the price box shows: the quote from the same `pricing.quote()` that accept
     uses, and what the user would have left. Never raises."""
     available = credit_summary(user=user).available
@@ -82,7 +83,7 @@ def _form_options(form: GenerationForm | QuoteForm) -> dict:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def studio(request: HttpRequest) -> HttpResponse:
+def studio(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The dashboard: the create form with its live price, and the latest videos."""
     if request.method == "POST":
         form = GenerationForm(request.POST, request.FILES)
@@ -146,7 +147,7 @@ def studio(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _prefill(request: HttpRequest) -> dict:
+def _prefill(request: AuthenticatedHttpRequest) -> dict:
     """ "Make another like this": the settings of one of the user's generations."""
     source_pk = request.GET.get("from")
     if not source_pk:
@@ -169,7 +170,7 @@ def _prefill(request: HttpRequest) -> dict:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def quote_preview(request: HttpRequest) -> HttpResponse:
+def quote_preview(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The live price: the price box as an HTML partial, or JSON when asked for."""
     form = QuoteForm(request.POST if request.method == "POST" else request.GET)
     form.is_valid()
@@ -195,7 +196,7 @@ def quote_preview(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def generation_list(request: HttpRequest) -> HttpResponse:
+def generation_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     generations = selectors.generation_list(user=request.user)
     status_filter = request.GET.get("status", "")
     if status_filter in STATUS_FILTERS:
@@ -218,7 +219,7 @@ def generation_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def generation_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
+def generation_detail(request: AuthenticatedHttpRequest, pk: UUID) -> HttpResponse:
     generation = _own_generation(request, pk)
     entries = LedgerEntry.objects.filter(generation=generation).order_by("created_at", "id")
     return render(
@@ -237,7 +238,7 @@ def generation_detail(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 @login_required
 @require_GET
-def generation_status_partial(request: HttpRequest, pk: UUID) -> HttpResponse:
+def generation_status_partial(request: AuthenticatedHttpRequest, pk: UUID) -> HttpResponse:
     """What a page polls while a generation is in flight: its gallery card, or (with
     ``?for=detail``) the status panel of its page. A final answer carries no polling
     trigger, so polling stops; on the generation page it reloads the page once, to show
@@ -261,7 +262,7 @@ def generation_status_partial(request: HttpRequest, pk: UUID) -> HttpResponse:
 
 @login_required
 @require_POST
-def generation_cancel(request: HttpRequest, pk: UUID) -> HttpResponse:
+def generation_cancel(request: AuthenticatedHttpRequest, pk: UUID) -> HttpResponse:
     generation = _own_generation(request, pk)
     try:
         services.cancel(generation=generation, actor=request.user)

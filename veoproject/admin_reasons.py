@@ -10,7 +10,7 @@ object's page can open the same intermediate page for that one object.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -19,13 +19,19 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 
 from veoproject.audit import REASON_MAX_LENGTH
 from veoproject.exceptions import ApplicationError
+from veoproject.request_types import signed_in_user
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 APPLY = "apply"
 FROM_OBJECT = "_from_object"
+
+_M = TypeVar("_M", bound=Model)
 
 
 class ReasonForm(forms.Form):
@@ -46,21 +52,24 @@ def reason_action(
     *,
     description: str,
     permissions: list[str],
-    perform: Callable[[Model, Any, str], bool],
+    perform: Callable[[_M, User, str], bool],
     confirm: str = "",
-):
+) -> Callable[[admin.ModelAdmin[_M], HttpRequest, QuerySet[_M]], HttpResponse | None]:
     """An admin action asking for a reason; `perform(obj, actor, reason)` returns True if
     it changed something, False if there was nothing to do (an ApplicationError is shown
     and the other objects still go ahead)."""
 
-    def action(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet):
+    def action(
+        modeladmin: admin.ModelAdmin[_M], request: HttpRequest, queryset: QuerySet[_M]
+    ) -> HttpResponse | None:
         form = ReasonForm(request.POST if APPLY in request.POST else None)
         if APPLY in request.POST and form.is_valid():
             reason = form.cleaned_data["reason"]
+            actor = signed_in_user(request)
             done, unchanged = 0, 0
             for obj in queryset:
                 try:
-                    if perform(obj, request.user, reason):
+                    if perform(obj, actor, reason):
                         done += 1
                     else:
                         unchanged += 1
@@ -94,12 +103,12 @@ def reason_action(
         )
 
     action.__name__ = perform.__name__
-    action.confirm = confirm
+    action.__dict__["confirm"] = confirm  # read back by ObjectActionsMixin
     return admin.action(description=description, permissions=permissions)(action)
 
 
 def render_reason_page(
-    modeladmin: admin.ModelAdmin,
+    modeladmin: admin.ModelAdmin[Any],
     request: HttpRequest,
     queryset: QuerySet,
     *,
@@ -126,14 +135,23 @@ def render_reason_page(
     return TemplateResponse(request, "admin/action_reason.html", context)
 
 
-class ObjectActionsMixin:
+if TYPE_CHECKING:
+    _AdminBase = admin.ModelAdmin
+else:
+    # For mypy the mixin is the ModelAdmin it is mixed into; at run time a plain generic
+    # class (ModelAdmin itself cannot be subscripted without django-stubs-ext).
+    class _AdminBase(Generic[_M]):
+        pass
+
+
+class ObjectActionsMixin(_AdminBase[_M]):
     """`<pk>/confirm/<action>/`: the intermediate page of a reason action for one object,
     opened from a button on the object's page. The page posts to the changelist, where
     the action's own permission check runs again."""
 
     object_actions: tuple[str, ...] = ()
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         opts = self.model._meta
         return [
             path(
@@ -147,13 +165,13 @@ class ObjectActionsMixin:
     def object_action_view(
         self, request: HttpRequest, object_id: str, action_name: str
     ) -> HttpResponse:
-        actions = self.get_actions(request)
-        if action_name not in actions or action_name not in self.object_actions:
+        entry = self.get_actions(request).get(action_name)
+        if entry is None or action_name not in self.object_actions:
             raise PermissionDenied
         obj = self.get_object(request, object_id)
         if obj is None:
             raise Http404
-        func, _name, description = actions[action_name]
+        func, _name, description = entry
         return render_reason_page(
             self,
             request,
@@ -165,11 +183,17 @@ class ObjectActionsMixin:
             from_object=True,
         )
 
-    def object_action_applies(self, obj: Model, action_name: str) -> bool:
+    def object_action_applies(self, obj: _M, action_name: str) -> bool:
         """Whether the button for `action_name` makes sense for `obj` in its state."""
         return True
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         """Offers this object's reason actions the user may run as buttons at the top
         (templates/admin/object_actions_change_form.html)."""
         opts = self.model._meta
@@ -181,10 +205,12 @@ class ObjectActionsMixin:
                     f"admin:{opts.app_label}_{opts.model_name}_object_action",
                     args=[object_id, name],
                 ),
-                available[name][2],
+                entry[2],
             )
             for name in self.object_actions
-            if name in available and obj is not None and self.object_action_applies(obj, name)
+            if (entry := available.get(name)) is not None
+            and obj is not None
+            and self.object_action_applies(obj, name)
         ]
         extra_context = {**(extra_context or {}), "object_action_buttons": buttons}
         return super().change_view(request, object_id, form_url, extra_context)

@@ -8,6 +8,8 @@ hook (SPECTACULAR_SETTINGS) that documents Retry-After and WWW-Authenticate.
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
@@ -22,8 +24,12 @@ class _FieldErrors(serializers.DictField):
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable, machine-readable: branch on this.")
     message = serializers.CharField(help_text="For humans; may change.")
-    fields = _FieldErrors(help_text="Per-field messages for validation errors; else empty.")
-    required = serializers.IntegerField(
+    # The metaclass moves declared fields off the class, so these names do not shadow
+    # Serializer.fields / Field.required at run time; the stubs cannot see that.
+    fields = _FieldErrors(  # type: ignore[assignment]
+        help_text="Per-field messages for validation errors; else empty."
+    )
+    required = serializers.IntegerField(  # type: ignore[assignment]
         required=False, help_text="insufficient_credits only: credits the request needs."
     )
     available = serializers.IntegerField(
@@ -89,7 +95,9 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     responses = {}
     for status in statuses:
         description, code, message, fields = _ERROR_DESCRIPTIONS[status]
-        example = {"error": {"code": code, "message": message, "fields": fields}}
+        example: dict[str, dict[str, Any]] = {
+            "error": {"code": code, "message": message, "fields": fields}
+        }
         if status == 402:
             example["error"].update(required=320, available=100)
         responses[status] = OpenApiResponse(

@@ -45,6 +45,11 @@ def record(
         return []
     return list(
         LogEntry.objects.log_actions(
-            user_id=actor.pk, queryset=objects, action_flag=action_flag, change_message=message
+            user_id=actor.pk,
+            queryset=objects,
+            action_flag=action_flag,
+            change_message=message,
+            # Explicit (the default) so the stubs pick the list-returning overload.
+            single_object=False,
         )
     )

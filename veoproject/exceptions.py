@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 class ApplicationError(Exception):
     code = "error"
-    http_status = status.HTTP_400_BAD_REQUEST
+    http_status: int = status.HTTP_400_BAD_REQUEST
     default_message = "The request could not be completed."
 
     def __init__(
@@ -122,12 +122,12 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     from rest_framework.views import exception_handler as drf_exception_handler
 
     if isinstance(exc, ApplicationError):
-        response = Response(
+        rendered = Response(
             error_body(exc.code, exc.message, exc.fields, **exc.extra), status=exc.http_status
         )
         if isinstance(exc, LimitExceeded):
-            response["Retry-After"] = str(exc.retry_after)
-        return response
+            rendered["Retry-After"] = str(exc.retry_after)
+        return rendered
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

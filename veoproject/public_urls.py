@@ -123,10 +123,11 @@ def is_public_address(address: IPAddress) -> bool:
         return address.is_global and not any(address in net for net in _REFUSED_V4)
     if any(address in net for net in _REFUSED_V6):
         return False
-    if address in _SIXTOFOUR:
-        return is_public_address(address.sixtofour)
-    if address in _TEREDO:
-        return address.is_global and is_public_address(address.teredo[1])
+    # In these networks, `sixtofour` and `teredo` are never None.
+    if address in _SIXTOFOUR and (embedded := address.sixtofour) is not None:
+        return is_public_address(embedded)
+    if address in _TEREDO and (teredo := address.teredo) is not None:
+        return address.is_global and is_public_address(teredo[1])
     return address.is_global
 
 

@@ -30,7 +30,7 @@ def upload_body_limit() -> int:
 class RefusedUpload(UploadedFile):
     """An upload that was too large: its size as sent, none of its bytes."""
 
-    def __init__(self, *, name: str, size: int, content_type: str | None) -> None:
+    def __init__(self, *, name: str | None, size: int, content_type: str | None) -> None:
         super().__init__(io.BytesIO(), name=name, content_type=content_type, size=size)
 
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts import staff
 from accounts.models import ApiToken
 from veoproject.admin_readonly import ReadOnlyAdmin
+from veoproject.request_types import signed_in_user
 
 
 class TokenStateFilter(admin.SimpleListFilter):
@@ -59,5 +60,5 @@ class ApiTokenAdmin(ReadOnlyAdmin):
 
     @admin.action(permissions=["revoke"], description="Revoke selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = staff.revoke_tokens(tokens_to_revoke=list(queryset), actor=request.user)
+        count = staff.revoke_tokens(tokens_to_revoke=list(queryset), actor=signed_in_user(request))
         self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)

@@ -21,6 +21,7 @@ from accounts.models import CreditAccount, User
 from veoproject.admin_reasons import ObjectActionsMixin, ReasonForm, reason_action
 from veoproject.audit import REASON_MAX_LENGTH
 from veoproject.exceptions import ApplicationError
+from veoproject.request_types import signed_in_user
 
 
 class CreditCorrectionForm(ReasonForm):
@@ -57,7 +58,7 @@ _reactivate.__name__ = "reactivate_users"
 
 
 @admin.register(User)
-class UserAdmin(ObjectActionsMixin, DjangoUserAdmin):
+class UserAdmin(ObjectActionsMixin[User], DjangoUserAdmin):
     change_form_template = "admin/object_actions_change_form.html"
     list_display = (
         "username",
@@ -193,7 +194,7 @@ class UserAdmin(ObjectActionsMixin, DjangoUserAdmin):
                         user=user,
                         amount=form.signed_amount,
                         reason=form.cleaned_data["reason"],
-                        actor=request.user,
+                        actor=signed_in_user(request),
                         idempotency_key=str(form.cleaned_data["form_key"]),
                     )
                 except ApplicationError as exc:

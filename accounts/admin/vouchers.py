@@ -17,6 +17,7 @@ from accounts.models import Voucher, VoucherRedemption
 from veoproject.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from veoproject.exceptions import ApplicationError
 from veoproject.form_errors import add_service_errors
+from veoproject.request_types import signed_in_user
 
 
 class VoucherCreateForm(forms.Form):
@@ -119,7 +120,7 @@ class VoucherAdmin(ReadOnlyAdmin):
                     expires_at=data["expires_at"],
                     note=data["note"],
                     code=data["code"],
-                    actor=request.user,
+                    actor=signed_in_user(request),
                 )
             except ApplicationError as exc:
                 add_service_errors(form, exc)
@@ -134,7 +135,7 @@ class VoucherAdmin(ReadOnlyAdmin):
 
     @admin.action(permissions=["expire"], description="Expire selected vouchers now")
     def expire(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = vouchers.expire_vouchers(vouchers=list(queryset), actor=request.user)
+        count = vouchers.expire_vouchers(vouchers=list(queryset), actor=signed_in_user(request))
         self.message_user(request, f"Expired {count} voucher(s).", messages.SUCCESS)
 
     @admin.action(permissions=["view"], description="Download selected codes as CSV")

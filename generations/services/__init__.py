@@ -11,6 +11,7 @@ webhooks), `finishing`, `settlement` (final states and their money) and `sweepin
 from `generations.services`; the names below are its public interface.
 """
 
+from generations.requests import validate_params
 from generations.services.acceptance import AcceptResult, accept
 from generations.services.finishing import finish
 from generations.services.following import apply_status, apply_webhook, refresh_from_fal
@@ -25,7 +26,6 @@ from generations.services.submission import (
     submit,
 )
 from generations.services.sweeping import SweepReport, in_flight_exists, sweep
-from generations.validation import validate_params
 
 __all__ = [
     "MAX_SUBMIT_ATTEMPTS",

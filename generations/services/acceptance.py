@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from generations import images, pricing
 from generations.dispatch import DISPATCH_GRACE, enqueue
 from generations.models import Generation
 from generations.moderation import find_blocked_term
-from generations.validation import GenerationParams, validate_params
+from generations.requests import validate_request
 from veoproject.exceptions import (
     IdempotencyKeyReused,
     LimitExceeded,
@@ -79,16 +80,19 @@ def _check_idempotency_key(key: str | None) -> str | None:
 def accept(
     *,
     user: User,
-    params: dict[str, Any],
+    params: Mapping[str, Any],
     image_file: UploadedFile | None = None,
     idempotency_key: str | None = None,
 ) -> AcceptResult:
     """Validate, quote, hold the credits, create the generation and enqueue its submit, in
-    one transaction. With an Idempotency-Key, the same request again returns the first
+    one transaction. `params` is the request as sent (an API body, the portal form's
+    values), checked by `generations.requests`; `image_file` is the uploaded image when it
+    is not in `params`. With an Idempotency-Key, the same request again returns the first
     generation (`replayed=True`); a different request with that key is refused."""
     idempotency_key = _check_idempotency_key(idempotency_key)
     rates = pricing.active_rates()
-    clean: GenerationParams = validate_params(params=params, image_file=image_file, rates=rates)
+    valid = validate_request(params=params, image_file=image_file, rates=rates)
+    clean, image_file = valid.params, valid.image
     fingerprint = clean.fingerprint(_image_digest(image_file))
     if idempotency_key:
         earlier = _replay(user=user, idempotency_key=idempotency_key, fingerprint=fingerprint)

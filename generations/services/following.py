@@ -28,6 +28,7 @@ from generations.services import account
 from generations.services.finishing import finish
 from generations.services.settlement import fail_for_fal
 from generations.services.submission import is_surplus_job, job_on_fal
+from veoproject.model_fields import max_length
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ def apply_webhook(
     """
     if not request_id or str(payload.get("request_id") or "") != request_id:
         raise WebhookNotOurs("the signed request id is not the body's request_id")
-    if len(request_id) > Generation._meta.get_field("fal_request_id").max_length:
+    if len(request_id) > max_length(Generation, "fal_request_id"):
         raise WebhookNotOurs("the request id is too long to be fal's")
     generation = Generation.objects.filter(pk=generation_id).first()
     if generation is None:

@@ -8,6 +8,7 @@ captured in full or in part, in the one settlement; the generation records the p
 from __future__ import annotations
 
 import logging
+from typing import Any
 from uuid import UUID
 
 from django.db import transaction
@@ -67,7 +68,7 @@ def fail(*, generation_id: UUID, code: str, message: str, raw: str = "") -> bool
     billed = costs.billed_failure_reason(code)
     policy = costs.policy_for(billed) if billed else None
     with transaction.atomic():
-        fields = {"settlement_policy": policy.label} if policy is not None else {}
+        fields: dict[str, Any] = {"settlement_policy": policy.label} if policy is not None else {}
         if raw and raw != message:
             earlier = Generation.objects.filter(pk=generation_id).values_list("fal_logs", flat=True)
             kept = list(earlier.first() or [])[-(FAL_LOG_LINES - 1) :]
@@ -81,7 +82,7 @@ def fail(*, generation_id: UUID, code: str, message: str, raw: str = "") -> bool
         ):
             return False
         generation = Generation.objects.get(pk=generation_id)
-        if billed:
+        if billed and policy is not None:  # a policy exactly when billed
             _settle_billed(generation, billed=billed, policy=policy)
         else:
             ledger.release(generation=generation, reason=code)

@@ -175,7 +175,7 @@ def test_blocked_term_is_refused_and_nothing_charged(user):
         ({"duration": "-4s"}, "duration"),
         ({"resolution": "4k"}, "resolution"),  # no active price
         ({"aspect_ratio": "1:1"}, "aspect_ratio"),
-        ({"generate_audio": "yes"}, "generate_audio"),
+        ({"generate_audio": "maybe"}, "generate_audio"),
         ({"image_url": "http://images.example.com/a.jpg"}, "image_url"),
         ({"image_url": "file:///etc/passwd"}, "image_url"),
         ({"image_url": "data:image/png;base64,AAAA"}, "image_url"),

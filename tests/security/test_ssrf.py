@@ -20,8 +20,8 @@ import pytest
 from accounts.models import CreditAccount, LedgerEntry
 from generations import callbacks, services
 from generations.models import CallbackAttempt, Generation
+from generations.requests import validate_params
 from generations.services import finishing
-from generations.validation import validate_params
 from tests.factories import GenerationFactory
 from tests.generations.conftest import PARAMS
 from tests.security.internet import (  # noqa: F401
