@@ -46,7 +46,6 @@ install: $(STAMP)
 
 run: install
 	$(DEV_ENV) python manage.py migrate --noinput
-	$(DEV_ENV) python manage.py createcachetable
 	$(DEV_ENV) python manage.py collectstatic --noinput --verbosity 0
 	$(DEV_ENV) python manage.py seed_demo
 	@echo

@@ -183,7 +183,6 @@ def main() -> None:
     # The project's migrations first, then the bench table (an app without migrations).
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True)
     subprocess.run([*manage, "migrate", "--run-syncdb", "-v", "0"], env=env, check=True)
-    subprocess.run([*manage, "createcachetable"], env=env, check=True)
     setup = subprocess.run(
         [python, "-c", SETUP_USERS.format(clients=args.clients)],
         env=env, capture_output=True, text=True, cwd=ROOT,

@@ -155,7 +155,6 @@ def main() -> None:
     # The project's migrations first, then the bench table (an app without migrations).
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True)
     subprocess.run([*manage, "migrate", "--run-syncdb", "-v", "0"], env=env, check=True)
-    subprocess.run([*manage, "createcachetable"], env=env, check=True)
     if args.webhooks:
         port = free_port()
         env["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"

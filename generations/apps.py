@@ -7,3 +7,4 @@ class GenerationsConfig(AppConfig):
 
     def ready(self) -> None:
         from generations import schedules  # noqa: F401
+        from veoproject import checks  # noqa: F401

@@ -1,0 +1,36 @@
+"""System checks for what a release needs beyond the code: `manage.py check --database
+default` (and `migrate`, before it starts) names anything missing and how to fix it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.cache.backends.db import DatabaseCache
+from django.core.checks import CheckMessage, Tags, Warning, register
+from django.db import connections
+from django.db.migrations.recorder import MigrationRecorder
+
+
+@register(Tags.database, Tags.caches)
+def cache_tables(databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every database cache needs its table; migration generations.0007 makes it."""
+    messages: list[CheckMessage] = []
+    for alias in databases or []:
+        applied = MigrationRecorder(connections[alias]).applied_migrations()
+        if ("generations", "0007_cache_table") not in applied:
+            continue  # pending migrations make it; `migrate` is running or will run
+        tables = set(connections[alias].introspection.table_names())
+        for name, cache in settings.CACHES.items():
+            if cache["BACKEND"] != f"{DatabaseCache.__module__}.{DatabaseCache.__name__}":
+                continue
+            if cache["LOCATION"] not in tables:
+                messages.append(
+                    Warning(
+                        f"The cache {name!r} needs the table {cache['LOCATION']!r}, which "
+                        f"database {alias!r} does not have: every API request would fail.",
+                        hint="Run `manage.py migrate` (or `manage.py createcachetable`).",
+                        id="veoproject.W001",
+                    )
+                )
+    return messages
