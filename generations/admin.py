@@ -36,7 +36,7 @@ from generations.models import (
 )
 from generations.pricing import CREDITS_PER_USD
 from veoproject.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
-from veoproject.admin_reasons import ObjectActionsMixin, reason_action
+from veoproject.admin_reasons import ObjectActionsMixin, reason_action, required_reason
 from veoproject.exceptions import ApplicationError
 from veoproject.request_types import signed_in_user
 
@@ -92,8 +92,8 @@ for _func, _name in [
 
 
 @admin.register(Generation)
-class GenerationAdmin(ObjectActionsMixin[Generation], admin.ModelAdmin):
-    change_form_template = "admin/object_actions_change_form.html"
+class GenerationAdmin(ObjectActionsMixin[Generation], ReadOnlyAdmin):
+    # Read-only for everybody: statuses and moderation change only through actions.
     list_display = (
         "thumbnail",
         "short_id",
@@ -218,16 +218,6 @@ class GenerationAdmin(ObjectActionsMixin[Generation], admin.ModelAdmin):
             # Also a failure or cancel a refund policy charged for.
             "refund": obj.is_succeeded or obj.policy_charged_credits > 0,
         }.get(action_name, True)
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        # Read-only for everybody: statuses and moderation change only through actions.
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def has_moderate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("generations.moderate_generation")
@@ -461,10 +451,7 @@ class ChangeReasonForm(forms.ModelForm):
     )
 
     def clean_change_reason(self) -> str:
-        reason = self.cleaned_data["change_reason"].strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
+        return required_reason(self.cleaned_data["change_reason"])
 
 
 class FalPriceForm(ChangeReasonForm):

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -19,16 +21,40 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
 
-# The formats `validation.check_image_file` accepts, as (extension, content type).
+# The formats we accept (`validation.check_image_file`) and store, as (extension, content type).
 STORED_FORMATS = {
     "JPEG": ("jpg", "image/jpeg"),
     "PNG": ("png", "image/png"),
     "WEBP": ("webp", "image/webp"),
 }
 CONTENT_TYPES = {extension: content_type for extension, content_type in STORED_FORMATS.values()}
+# How a file of each format begins, as (offset, bytes) parts: Pillow knows a format by its
+# content, never by the file's name or type, and a page checks the same before the upload.
+SIGNATURES = {
+    "JPEG": ((0, b"\xff\xd8\xff"),),
+    "PNG": ((0, b"\x89PNG\r\n\x1a\n"),),
+    "WEBP": ((0, b"RIFF"), (8, b"WEBP")),
+}
+UNREADABLE = "This file is not a readable JPEG, PNG or WebP image."
 STORED_NAME_STEM = "input"
 JPEG_QUALITY = 92
 WEBP_QUALITY = 92
+
+
+@contextmanager
+def opened_upload(image_file: UploadedFile) -> Iterator[Image.Image]:
+    """The upload opened by Pillow from its start, and rewound after: a file Pillow cannot
+    read (or refuses as a decompression bomb) raises ValidationError."""
+    image_file.seek(0)
+    try:
+        with Image.open(image_file) as image:
+            yield image
+    except ValidationError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+        raise ValidationError(UNREADABLE) from None
+    finally:
+        image_file.seek(0)
 
 
 def stored_name(extension: str) -> str:
@@ -63,21 +89,13 @@ def normalised_upload(image_file: UploadedFile) -> ContentFile:
     text chunks, XMP and trailing bytes gone), named `input.<ext>`. Call it after
     `validation.check_image_file` accepted the file. Raises ValidationError if the pixels
     cannot be decoded after all (verify() does not decode everything)."""
-    image_file.seek(0)
-    try:
-        with Image.open(image_file) as original:
-            image_format = original.format or ""
-            if image_format not in STORED_FORMATS:
-                raise ValidationError("Upload a JPEG, PNG or WebP image.")
-            original.load()
-            ImageOps.exif_transpose(original, in_place=True)  # no copy of a 40 MP image
-            data = _encode(original, image_format)
-    except ValidationError:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
-        raise ValidationError("This file is not a readable JPEG, PNG or WebP image.") from None
-    finally:
-        image_file.seek(0)
+    with opened_upload(image_file) as original:
+        image_format = original.format or ""
+        if image_format not in STORED_FORMATS:
+            raise ValidationError("Upload a JPEG, PNG or WebP image.")
+        original.load()
+        ImageOps.exif_transpose(original, in_place=True)  # no copy of a 40 MP image
+        data = _encode(original, image_format)
     extension = STORED_FORMATS[image_format][0]
     logger.info(
         "event=upload_normalised format=%s bytes_in=%s bytes_out=%s",

@@ -3,13 +3,17 @@ from __future__ import annotations
 import importlib
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.cache import cache
+from rest_framework.test import APIClient
 
+from accounts import tokens
+from accounts.groups import MODERATORS
 from generations.fal import reset_gateway
 from generations.fal_webhooks import key_cache
 from generations.pricing import ensure_default_rules
 from tests.e2e.fixtures import start_worker  # noqa: F401
-from tests.factories import UserFactory
+from tests.factories import REQUEST_BODY, UserFactory
 from tests.fakefal.fixtures import fake_fal, fake_fal_factory, fake_fal_process  # noqa: F401
 
 
@@ -26,6 +30,77 @@ def other_user(db):
 @pytest.fixture
 def staff_user(db):
     return UserFactory(username="staff", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def moderator(db):
+    user = UserFactory(username="moderator", is_staff=True)
+    user.groups.add(Group.objects.get(name=MODERATORS))
+    return user
+
+
+@pytest.fixture
+def superuser(staff_user):
+    return staff_user
+
+
+@pytest.fixture
+def admin_client_for(client):
+    """`admin_client_for(user)`: the test client logged in as `user`."""
+
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.fixture
+def bearer_client():
+    """`bearer_client(user)`: an APIClient authenticated with a new API token of `user`
+    (the raw token is on `.token`)."""
+
+    def make(user, **token_kwargs) -> APIClient:
+        _, raw = tokens.create_token(user=user, name="tests", **token_kwargs)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        client.token = raw
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(user, bearer_client) -> APIClient:
+    """`user`'s API client, with a Bearer token."""
+    return bearer_client(user)
+
+
+@pytest.fixture
+def session_api(user) -> APIClient:
+    """`user`'s API client, with a browser session."""
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def valid_body() -> dict:
+    """A valid generation request (a fresh copy of `tests.factories.REQUEST_BODY`)."""
+    return dict(REQUEST_BODY)
+
+
+@pytest.fixture
+def real_fal(fake_fal_factory, settings, monkeypatch):  # noqa: F811 (the fixture above)
+    """Point the real gateway (fal-client) at a fresh fake fal and return the fake's
+    factory: `real_fal(queue_seconds=0, run_seconds=0.2)`. No webhooks (the site is not
+    public), short HTTP timeouts, and no pause between fal-client's own retries."""
+    settings.FAL_KEY = "key-id:key-secret"
+    settings.FAL_SIMULATED = False
+    settings.FAL_HTTP_TIMEOUT = 5.0
+    settings.PUBLIC_BASE_URL = ""
+    monkeypatch.setattr("fal_client.client._get_retry_delay", lambda *args, **kwargs: 0.0)
+    return fake_fal_factory
 
 
 @pytest.fixture(autouse=True)
@@ -68,8 +143,8 @@ def _fresh_fal_gateway():
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
-    """Signup and password-reset counters live in the (per-process) cache: every test
-    starts with none, whatever the tests before it signed up."""
+    """Throttle history and the signup and password-reset counters live in the
+    (per-process) cache: every test starts with none, whatever the tests before it did."""
     cache.clear()
     yield
     cache.clear()

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import io
+
 import factory
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
 
 from accounts.models import User
 from generations.models import Generation
@@ -43,3 +47,23 @@ class GenerationFactory(factory.django.DjangoModelFactory):
     generate_audio = True
     endpoint = factory.LazyFunction(lambda: settings.FAL_ENDPOINT)
     cost_credits = 320
+
+
+# A valid generation request (the `valid_body` fixture hands out a fresh copy).
+REQUEST_BODY = {
+    "prompt": "A paper boat drifting down a rainy street, soft light",
+    "image_url": "https://images.example.com/boat.jpg",
+    "aspect_ratio": "16:9",
+    "duration": "8s",
+    "resolution": "1080p",
+    "generate_audio": True,
+}
+
+
+def image_upload(
+    size=(1280, 720), fmt="JPEG", name="input.jpg", content_type="image/jpeg"
+) -> SimpleUploadedFile:
+    """A real, valid image file as a browser would upload it (720p JPEG unless told)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (40, 90, 160)).save(buffer, format=fmt)
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type=content_type)

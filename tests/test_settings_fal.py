@@ -3,26 +3,20 @@ must never charge real users credits for the simulator's sample clip."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.processes import run_python
 
 
 def _load_settings(**env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FAL_") and k != "DEBUG"}
-    clean.update(
-        DJANGO_SETTINGS_MODULE="veoproject.settings",
+    code = "import django; django.setup(); from django.conf import settings; "
+    code += "print(settings.FAL_SIMULATED, settings.FAL_KEY)"
+    return run_python(
+        code,
+        drop=["FAL_*"],
         SECRET_KEY="settings-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
         DATABASE_URL="sqlite:////tmp/veo-settings-check.sqlite3",
         **env,
-    )
-    code = "import django; django.setup(); from django.conf import settings; "
-    code += "print(settings.FAL_SIMULATED, settings.FAL_KEY)"
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True
     )
 
 

@@ -34,6 +34,15 @@ FROM_OBJECT = "_from_object"
 _M = TypeVar("_M", bound=Model)
 
 
+def required_reason(value: str) -> str:
+    """A reason typed into an admin form, stripped; a form error when there is none (the
+    form's counterpart of `audit.require_reason`)."""
+    reason = (value or "").strip()
+    if not reason:
+        raise forms.ValidationError("A reason is required.")
+    return reason
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(
         max_length=REASON_MAX_LENGTH,
@@ -42,10 +51,7 @@ class ReasonForm(forms.Form):
     )
 
     def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
+        return required_reason(self.cleaned_data["reason"])
 
 
 def reason_action(
@@ -150,6 +156,7 @@ class ObjectActionsMixin(_AdminBase[_M]):
     the action's own permission check runs again."""
 
     object_actions: tuple[str, ...] = ()
+    change_form_template = "admin/object_actions_change_form.html"  # shows the buttons
 
     def get_urls(self) -> list[URLPattern]:
         opts = self.model._meta

@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from accounts import staff
 from accounts.admin.links import changelist_link
+from accounts.admin.payments import PurchaseInline, payments_summary
 from accounts.models import CreditAccount, User
 from veoproject.admin_reasons import ObjectActionsMixin, ReasonForm, reason_action
 from veoproject.audit import REASON_MAX_LENGTH
@@ -59,7 +60,6 @@ _reactivate.__name__ = "reactivate_users"
 
 @admin.register(User)
 class UserAdmin(ObjectActionsMixin[User], DjangoUserAdmin):
-    change_form_template = "admin/object_actions_change_form.html"
     list_display = (
         "username",
         "email",
@@ -78,6 +78,7 @@ class UserAdmin(ObjectActionsMixin[User], DjangoUserAdmin):
         "suspension_reason",
         "credits",
         "activity",
+        "payments",
         "last_login",
         "date_joined",
     )
@@ -85,6 +86,7 @@ class UserAdmin(ObjectActionsMixin[User], DjangoUserAdmin):
         (None, {"fields": ("username", "password")}),
         ("Personal info", {"fields": ("first_name", "last_name", "email")}),
         ("Credits and activity", {"fields": ("credits", "activity")}),
+        ("Payments", {"fields": ("payments",)}),
         ("Status", {"fields": ("is_active", "suspension_reason")}),
         (
             "Permissions",
@@ -101,6 +103,7 @@ class UserAdmin(ObjectActionsMixin[User], DjangoUserAdmin):
             },
         ),
     )
+    inlines = (PurchaseInline,)
     object_actions = ("suspend_users", "reactivate_users")
     actions = [
         reason_action(
@@ -129,6 +132,11 @@ class UserAdmin(ObjectActionsMixin[User], DjangoUserAdmin):
 
     def _account(self, user: User) -> CreditAccount | None:
         return getattr(user, "credit_account", None)
+
+    @admin.display(description="Payments")
+    def payments(self, user: User) -> str:
+        account = self._account(user)
+        return payments_summary(user, account.owed if account else 0)
 
     @admin.display(ordering="credit_account__balance")
     def balance(self, user: User) -> int | None:

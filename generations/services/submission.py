@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -34,6 +34,7 @@ from generations.models import Generation
 from generations.services import account
 from generations.services.settlement import fail, fail_for_fal
 from generations.validation import ALLOWED_IMAGE_FORMATS
+from veoproject import storage
 from veoproject.backoff import backoff
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,29 @@ STORAGE_RETRY_MAX = timedelta(minutes=2)
 # How long a surplus job's id is remembered: fal may deliver its webhook until the job
 # ends (at most the generation's deadline) and retries a delivery for 2 hours.
 WEBHOOK_RETRY_WINDOW = timedelta(hours=2)
+
+
+def _back_to_pending(
+    generation: Generation,
+    *,
+    next_poll_at: datetime | None,
+    counted: bool = True,
+    refused_after: int = 0,
+) -> None:
+    """A submit that sent nothing fal kept: the generation waits as pending, its hold kept,
+    to be submitted again from `next_poll_at` (None: when dispatch resumes). `counted`:
+    whether this try uses up one of its attempts. `refused_after`: the POSTs this try made,
+    the last of them refused (or never connected), so only the earlier ones, which the
+    client retried after a dropped connection, may have left a job on fal."""
+    states.transition(
+        generation.pk,
+        to=Status.PENDING,
+        sources=[Status.SUBMITTING],
+        lease_until=None,
+        next_poll_at=next_poll_at,
+        attempts=F("attempts") - (0 if counted else 1),
+        fal_submit_count=F("fal_submit_count") + max(refused_after - 1, 0),
+    )
 
 
 def _public_url(path: str) -> str:
@@ -97,8 +121,9 @@ def _image_for_fal(generation: Generation) -> str:
     An upload goes to fal's own storage, once per generation: its URL is cached until the
     generation's deadline, in the cache the web and workers share, so a resubmit from any
     worker reuses it (a lost entry only costs one more upload). fal deletes the file an
-    hour after that deadline. When fal's storage is unavailable, a signed URL to our own
-    copy stands in if the site is public (PUBLIC_BASE_URL); otherwise
+    hour after that deadline. When fal's storage is unavailable, our own copy stands in: a
+    presigned URL of the bucket with S3 storage, else a signed URL to our view if the site
+    is public (PUBLIC_BASE_URL); otherwise
     FalStorageUnavailable, and the submit waits for storage with a growing delay, without
     counting an attempt (`submit`).
     """
@@ -121,13 +146,30 @@ def _image_for_fal(generation: Generation) -> str:
             expires_in=useful_for + int(FAL_IMAGE_GRACE.total_seconds()),
         )
     except FalStorageUnavailable as exc:
-        fallback = "signed_url" if settings.PUBLIC_BASE_URL else "retry_later"
+        # With S3 the bucket itself serves a presigned URL (no public site needed).
+        presigned = storage.presigned_url(
+            generation.image.storage,
+            generation.image.name,
+            content_type=content_type,
+            filename=file_name,
+            cache_control="private, no-store",
+            expires_in=SIGNED_IMAGE_MAX_AGE,
+        )
+        fallback = (
+            "presigned_url"
+            if presigned
+            else "signed_url"
+            if settings.PUBLIC_BASE_URL
+            else "retry_later"
+        )
         logger.warning(
             "event=fal_upload_failed generation=%s fallback=%s reason=%s",
             generation.pk,
             fallback,
             exc,
         )
+        if presigned:
+            return presigned
         if not settings.PUBLIC_BASE_URL:
             raise
         return _public_url(
@@ -258,14 +300,7 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
         # try is not counted (an outage must not use up its attempts). The deadline still
         # ends a wait that lasts (`services.sweeping`: released, nothing charged).
         delay = _storage_delay(generation)
-        states.transition(
-            generation.pk,
-            to=Status.PENDING,
-            sources=[Status.SUBMITTING],
-            lease_until=None,
-            next_poll_at=timezone.now() + delay,
-            attempts=F("attempts") - 1,
-        )
+        _back_to_pending(generation, next_poll_at=timezone.now() + delay, counted=False)
         logger.warning(
             "event=fal_submit_waits_for_storage generation=%s retry_in=%s reason=%s",
             generation.pk,
@@ -275,15 +310,10 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
         enqueue("sweep")
         return
     except FalRetryable as exc:
-        states.transition(
-            generation.pk,
-            to=Status.PENDING,
-            sources=[Status.SUBMITTING],
-            lease_until=None,
+        _back_to_pending(
+            generation,
             next_poll_at=timezone.now() + backoff(generation.attempts, first=2, cap=120),
-            # The last POST was refused (or never connected): only earlier ones the
-            # client retried (a dropped connection) may have left a job on fal.
-            fal_submit_count=F("fal_submit_count") + max(exc.posts - 1, 0),
+            refused_after=exc.posts,
         )
         logger.info("event=fal_submit_retry generation=%s reason=%s", generation.pk, exc)
         enqueue("sweep")  # the sweep retries it when the backoff is over
@@ -298,15 +328,7 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
         return
     except FalAccountProblem as exc:
         # Our account, not this generation: it waits, its hold kept, this try not counted.
-        states.transition(
-            generation.pk,
-            to=Status.PENDING,
-            sources=[Status.SUBMITTING],
-            lease_until=None,
-            next_poll_at=None,
-            attempts=F("attempts") - 1,
-            fal_submit_count=F("fal_submit_count") + max(exc.posts - 1, 0),
-        )
+        _back_to_pending(generation, next_poll_at=None, counted=False, refused_after=exc.posts)
         logger.error(
             "event=fal_submit_refused_account generation=%s status=%s reason=%s probe=%s raw=%r",
             generation.pk,

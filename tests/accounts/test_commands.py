@@ -10,7 +10,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from accounts import ledger
-from accounts.models import CreditAccount, LedgerEntry, User
+from accounts.models import LedgerEntry, User
+from tests.credits import numbers
 from tests.factories import GenerationFactory
 
 Kind = LedgerEntry.Kind
@@ -21,11 +22,6 @@ def run(*args, **options) -> str:
     out = StringIO()
     call_command(*args, stdout=out, stderr=StringIO(), **options)
     return out.getvalue()
-
-
-def numbers(user) -> tuple[int, int]:
-    account = CreditAccount.objects.get(user=user)
-    return account.balance, account.reserved
 
 
 # --- grant_credits --------------------------------------------------------------------------

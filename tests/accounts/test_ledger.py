@@ -11,16 +11,12 @@ from django.db import IntegrityError, connection, transaction
 from accounts import ledger
 from accounts.ledger import LedgerError
 from accounts.models import CreditAccount, LedgerEntry
+from tests.credits import numbers
 from tests.factories import GenerationFactory, UserFactory
 from veoproject.exceptions import InsufficientCredits, ValidationFailed
 
 Kind = LedgerEntry.Kind
 pytestmark = pytest.mark.pg
-
-
-def numbers(user) -> tuple[int, int]:
-    account = CreditAccount.objects.get(user=user)
-    return account.balance, account.reserved
 
 
 def entry_count(user) -> int:

@@ -9,17 +9,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import ledger
-from accounts.models import CreditAccount, LedgerEntry
+from accounts.models import LedgerEntry
 from generations.models import Generation
 from tests.admin.actions import changelist, run_action
+from tests.credits import numbers
 from tests.factories import GenerationFactory
 
 Moderation = Generation.Moderation
-
-
-def numbers(user) -> tuple[int, int]:
-    account = CreditAccount.objects.get(user=user)
-    return account.balance, account.reserved
 
 
 def with_uploaded_image(generation: Generation) -> Generation:

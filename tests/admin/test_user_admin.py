@@ -12,15 +12,11 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts import ledger, tokens
-from accounts.models import CreditAccount, LedgerEntry, User
+from accounts.models import LedgerEntry, User
 from generations.models import Generation
 from tests.admin.actions import changelist, run_action
+from tests.credits import numbers
 from tests.factories import UserFactory
-
-
-def numbers(user) -> tuple[int, int]:
-    account = CreditAccount.objects.get(user=user)
-    return account.balance, account.reserved
 
 
 def credits_url(user) -> str:

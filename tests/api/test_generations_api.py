@@ -1,30 +1,24 @@
 from __future__ import annotations
 
-import io
 import uuid
 
 import pytest
 from django.core.files.base import ContentFile
-from PIL import Image
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from accounts.models import CreditAccount, LedgerEntry
+from accounts.models import LedgerEntry
+from generations import wording
 from generations.models import BlockedTerm, Generation
-from tests.factories import GenerationFactory, UserFactory
+from tests.credits import numbers
+from tests.factories import GenerationFactory, UserFactory, image_upload
 
 GENERATIONS = "/api/v1/generations/"
 QUOTE = "/api/v1/generations/quote/"
 
 
-def _png(width: int = 1280, height: int = 720) -> ContentFile:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (40, 90, 160)).save(buffer, format="PNG")
-    return ContentFile(buffer.getvalue(), name="frame.png")
-
-
-def _account(user) -> tuple[int, int]:
-    account = CreditAccount.objects.get(user=user)
-    return account.balance, account.reserved
+def _png(width: int = 1280, height: int = 720) -> SimpleUploadedFile:
+    return image_upload((width, height), fmt="PNG", name="frame.png", content_type="image/png")
 
 
 def _holds(user) -> int:
@@ -47,7 +41,7 @@ def test_create_from_image_url_holds_the_quoted_cost(api, user, valid_body):
         assert body[field] == valid_body[field]
     generation = Generation.objects.get(pk=body["id"])
     assert generation.owner == user
-    assert _account(user) == (1000, 320)
+    assert numbers(user) == (1000, 320)
 
 
 def test_create_runs_on_to_the_fal_queue(api, valid_body, django_capture_on_commit_callbacks):
@@ -136,7 +130,7 @@ def test_create_validation_errors_hold_nothing(api, user, valid_body, change, fi
     assert error["code"] == "invalid"
     assert field in error["fields"], error
     assert not Generation.objects.exists()
-    assert _account(user) == (1000, 0)
+    assert numbers(user) == (1000, 0)
 
 
 def test_create_rejects_an_image_and_an_image_url_together(api, valid_body):
@@ -186,7 +180,7 @@ def test_create_with_a_blocked_term_is_refused(api, user, valid_body):
     response = api.post(GENERATIONS, body, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "blocked_term"
-    assert _account(user) == (1000, 0)
+    assert numbers(user) == (1000, 0)
 
 
 def test_create_malformed_json_is_a_parse_error(api):
@@ -216,7 +210,7 @@ def test_insufficient_credits_is_402_and_holds_nothing(db, bearer_client, valid_
     assert error["code"] == "insufficient_credits"
     assert (error["required"], error["available"]) == (320, 100)
     assert not Generation.objects.exists()
-    assert _account(poor) == (100, 0)
+    assert numbers(poor) == (100, 0)
     assert _holds(poor) == 0
 
 
@@ -232,7 +226,7 @@ def test_idempotent_replay_returns_the_first_generation_and_holds_once(api, user
     assert again.json()["id"] == first.json()["id"]
     assert Generation.objects.count() == 1
     assert _holds(user) == 1
-    assert _account(user) == (1000, 320)
+    assert numbers(user) == (1000, 320)
 
 
 def test_same_key_with_a_different_body_is_422(api, user, valid_body):
@@ -314,7 +308,7 @@ def test_in_flight_cap_is_429_with_retry_after_and_holds_nothing(api, user, sett
     assert response.json()["error"]["code"] == "too_many_in_flight"
     assert int(response["Retry-After"]) > 0
     assert _holds(user) == 2
-    assert _account(user) == (1000, 640)
+    assert numbers(user) == (1000, 640)
 
 
 def test_finished_generations_do_not_count_against_the_cap(api, user, settings, valid_body):
@@ -430,7 +424,11 @@ def test_failed_generation_shows_its_error(api, user):
     body = api.get(f"{GENERATIONS}{generation.pk}/").json()
     assert body["status"] == "failed"
     assert body["video_url"] is None
-    assert body["error"] == {"code": "content_policy", "message": "The content was flagged."}
+    # The code as recorded; the message in plain words (the upstream words stay with staff).
+    assert body["error"] == {
+        "code": "content_policy",
+        "message": str(wording.FAILURE_REASONS["content_policy"]),
+    }
 
 
 def test_queue_position_shows_while_queued(api, user):
@@ -443,15 +441,15 @@ def test_queue_position_shows_while_queued(api, user):
 
 def test_cancel_a_pending_generation_releases_its_hold(api, user, valid_body):
     created = api.post(GENERATIONS, valid_body, format="json").json()
-    assert _account(user) == (1000, 320)
+    assert numbers(user) == (1000, 320)
     response = api.post(f"{GENERATIONS}{created['id']}/cancel/")
     assert response.status_code == 200
     assert response.json()["status"] == "canceled"
-    assert _account(user) == (1000, 0)
+    assert numbers(user) == (1000, 0)
     again = api.post(f"{GENERATIONS}{created['id']}/cancel/")
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "invalid_transition"
-    assert _account(user) == (1000, 0)
+    assert numbers(user) == (1000, 0)
 
 
 def test_cancel_needs_post(api, user):
@@ -479,7 +477,7 @@ def test_quote_prices_without_charging(api, user, body, credits):
         response.json()["breakdown"]["seconds"] * response.json()["breakdown"]["credits_per_second"]
         == credits
     )
-    assert _account(user) == (1000, 0)
+    assert numbers(user) == (1000, 0)
     assert LedgerEntry.objects.filter(account__user=user).count() == 1
 
 
@@ -514,4 +512,4 @@ def test_an_oversized_upload_is_refused_before_it_is_read(api, user, settings):
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
     assert not Generation.objects.exists()
-    assert _account(user) == (1000, 0)
+    assert numbers(user) == (1000, 0)

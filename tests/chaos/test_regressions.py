@@ -13,7 +13,7 @@ from accounts.models import CreditAccount, LedgerEntry
 from generations import services
 from generations.models import Generation
 from generations.simulated import SIMULATED_VIDEO_URL
-from tests.generations.conftest import PARAMS
+from tests.factories import REQUEST_BODY
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def test_a_video_copy_retried_after_the_deadline_still_finishes(user, settings):
     before its retry was due: the sweep must still dispatch the copy (it used to skip the
     generation forever, credits held)."""
     settings.FAL_KEY = ""  # the simulated backend serves the video
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     past = timezone.now() - timedelta(seconds=5)
     Generation.objects.filter(pk=generation.pk).update(
         status=Generation.Status.QUEUED,
@@ -82,7 +82,7 @@ def test_a_dropped_post_before_a_5xx_is_counted_as_a_possible_duplicate(user, re
     `fal_submit_count` did not show; both POSTs that may have made a job now count."""
     refused = httpx.Response(500, json={"detail": "boom"}, headers={"x-fal-request-id": "x"})
     respx.post(SUBMIT_URL).mock(side_effect=[dropped, lambda request: refused, submitted])
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
 
     services.submit(generation_id=generation.pk)
     generation.refresh_from_db()
@@ -101,7 +101,7 @@ def test_an_unknown_outcome_counts_every_post_the_client_sent(user, real_gateway
         raise httpx.ReadTimeout("read timed out")
 
     respx.post(SUBMIT_URL).mock(side_effect=[dropped, timed_out])
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
 
     services.submit(generation_id=generation.pk)
 

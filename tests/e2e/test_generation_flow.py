@@ -13,7 +13,7 @@ from accounts.tokens import create_token
 from generations import services
 from generations.models import Generation
 from tests.e2e.fixtures import wait_for
-from tests.generations.conftest import PARAMS
+from tests.factories import REQUEST_BODY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pg]
 
@@ -41,10 +41,14 @@ def test_api_submit_completes_by_polling_and_captures_the_quote(
     _, secret = create_token(user=user, name="e2e")
     api = httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {secret}"})
 
-    quote = api.post("/api/v1/generations/quote/", json=PARAMS).json()
-    created = api.post("/api/v1/generations/", json=PARAMS, headers={"Idempotency-Key": "e2e-1"})
+    quote = api.post("/api/v1/generations/quote/", json=REQUEST_BODY).json()
+    created = api.post(
+        "/api/v1/generations/", json=REQUEST_BODY, headers={"Idempotency-Key": "e2e-1"}
+    )
     assert created.status_code == 201, created.text
-    replay = api.post("/api/v1/generations/", json=PARAMS, headers={"Idempotency-Key": "e2e-1"})
+    replay = api.post(
+        "/api/v1/generations/", json=REQUEST_BODY, headers={"Idempotency-Key": "e2e-1"}
+    )
     assert replay.json()["id"] == created.json()["id"]
 
     generation = final(created.json()["id"])
@@ -70,7 +74,7 @@ def test_webhook_completes_and_duplicates_change_nothing(
 ):
     fal = fake_fal_factory(queue_seconds=0.2, run_seconds=0.5)
     worker = start_worker(fal=fal, webhooks=True)
-    params = {**PARAMS, "prompt": PARAMS["prompt"] + " [fal:webhook_duplicate]"}
+    params = {**REQUEST_BODY, "prompt": REQUEST_BODY["prompt"] + " [fal:webhook_duplicate]"}
     generation = services.accept(user=user, params=params).generation
 
     generation = final(generation.pk)
@@ -85,7 +89,7 @@ def test_webhook_completes_and_duplicates_change_nothing(
 def test_failed_job_releases_everything(start_worker, fake_fal_factory, user):
     fal = fake_fal_factory(queue_seconds=0.1, run_seconds=0.3)
     start_worker(fal=fal)
-    params = {**PARAMS, "prompt": "A cat on a windowsill [fal:content_policy]"}
+    params = {**REQUEST_BODY, "prompt": "A cat on a windowsill [fal:content_policy]"}
     generation = final(services.accept(user=user, params=params).generation.pk)
     assert (generation.status, generation.error_code) == ("failed", "content_policy")
     assert generation.error_message
@@ -97,7 +101,7 @@ def test_failed_job_releases_everything(start_worker, fake_fal_factory, user):
 def test_cancel_of_a_queued_job_releases_and_cancels_on_fal(start_worker, fake_fal_factory, user):
     fal = fake_fal_factory(queue_seconds=30, run_seconds=30)
     start_worker(fal=fal)
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     queued = wait_for(
         lambda: Generation.objects.filter(pk=generation.pk, status="queued").first(), timeout=20
     )
@@ -114,7 +118,7 @@ def test_submit_5xx_is_retried_with_backoff_without_duplicates(
     fal = fake_fal_factory(queue_seconds=0.1, run_seconds=0.3)
     fal.fail_next("submit", 500, times=2)  # not retried by fal_client: our backoff
     start_worker(fal=fal)
-    generation = final(services.accept(user=user, params=PARAMS).generation.pk, timeout=60)
+    generation = final(services.accept(user=user, params=REQUEST_BODY).generation.pk, timeout=60)
     assert generation.status == "succeeded"
     assert generation.fal_submit_count == 1
     assert ledger.broken_accounts() == []

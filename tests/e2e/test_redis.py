@@ -18,7 +18,7 @@ from accounts.tokens import create_token
 from generations.models import Generation
 from tests.e2e.fixtures import wait_for
 from tests.e2e.redis import redis_broker, redis_server  # noqa: F401
-from tests.generations.conftest import PARAMS
+from tests.factories import REQUEST_BODY
 
 
 @pytest.mark.e2e
@@ -40,10 +40,10 @@ def test_two_workers_share_the_redis_broker_end_to_end(
     _, secret = create_token(user=user, name="e2e-redis")
     api = httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {secret}"})
 
-    quote = api.post("/api/v1/generations/quote/", json=PARAMS).json()["cost_credits"]
+    quote = api.post("/api/v1/generations/quote/", json=REQUEST_BODY).json()["cost_credits"]
     ids = []
     for i in range(3):
-        body = {**PARAMS, "prompt": f"{PARAMS['prompt']} #{i}"}
+        body = {**REQUEST_BODY, "prompt": f"{REQUEST_BODY['prompt']} #{i}"}
         created = api.post("/api/v1/generations/", json=body, headers={"Idempotency-Key": f"r{i}"})
         assert created.status_code == 201, created.text
         replay = api.post("/api/v1/generations/", json=body, headers={"Idempotency-Key": f"r{i}"})

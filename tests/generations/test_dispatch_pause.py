@@ -15,11 +15,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.groups import MODERATORS
-from accounts.models import CreditAccount, LedgerEntry
+from accounts.models import CreditAccount
 from generations import services
 from generations.models import FalAccount, Generation
-from tests.factories import UserFactory
-from tests.generations.conftest import PARAMS
+from tests.credits import kinds
+from tests.factories import REQUEST_BODY, UserFactory
 
 # pg: the pause, the probe and resume are conditional UPDATEs of one row.
 pytestmark = [pytest.mark.django_db, pytest.mark.pg]
@@ -31,7 +31,7 @@ RAW_WORDS = ("locked", "Exhausted balance", "billing", "Top up", "credentials", 
 
 @pytest.fixture
 def fake(real_fal):
-    """The real gateway against a fresh fake fal (tests/generations/conftest.py)."""
+    """The real gateway against a fresh fake fal (`real_fal` in tests/conftest.py)."""
     return real_fal(queue_seconds=0, run_seconds=0.2, max_concurrent=10)
 
 
@@ -47,7 +47,7 @@ def run_at_commit(django_capture_on_commit_callbacks):
 
 def accept(user, run_at_commit) -> Generation:
     with run_at_commit():
-        generation = services.accept(user=user, params=PARAMS).generation
+        generation = services.accept(user=user, params=REQUEST_BODY).generation
     generation.refresh_from_db()
     return generation
 
@@ -64,14 +64,6 @@ def sweep_now(run_at_commit) -> services.SweepReport:
     Generation.objects.in_flight().update(next_poll_at=None)
     with run_at_commit():
         return services.sweep()
-
-
-def kinds(generation: Generation) -> list[str]:
-    return list(
-        LedgerEntry.objects.filter(generation=generation)
-        .order_by("id")
-        .values_list("kind", flat=True)
-    )
 
 
 @pytest.fixture
@@ -120,7 +112,7 @@ def test_one_probe_per_interval_then_dispatch_resumes_once_fal_takes_work(
     probe_due()
     report = sweep_now(run_at_commit)  # still locked: the probe is refused
     assert report.probed == 1 and submits(fake) == 2
-    assert fake.requests("submit")[-1].body["prompt"] == PARAMS["prompt"]
+    assert fake.requests("submit")[-1].body["prompt"] == REQUEST_BODY["prompt"]
     account = FalAccount.objects.get()
     assert account.dispatch_paused
     assert account.next_probe_at > timezone.now() + timedelta(seconds=25)  # backs off

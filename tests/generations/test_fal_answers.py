@@ -12,10 +12,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts.models import CreditAccount, LedgerEntry
+from accounts.models import CreditAccount
 from generations import fal, services
 from generations.models import FalAccount, Generation
-from tests.generations.conftest import PARAMS
+from tests.credits import kinds
+from tests.factories import REQUEST_BODY
 
 # pg: the sweep polls from a thread pool on PostgreSQL (run again there by make test).
 pytestmark = [pytest.mark.django_db, pytest.mark.pg]
@@ -25,14 +26,14 @@ KEY_REFUSED = "No user found for Key ID and Secret"
 
 @pytest.fixture
 def fake(real_fal):
-    """The real gateway against a fresh fake fal (tests/generations/conftest.py)."""
+    """The real gateway against a fresh fake fal (`real_fal` in tests/conftest.py)."""
     return real_fal(queue_seconds=0, run_seconds=0.2, max_concurrent=10)
 
 
 def submitted(user, django_capture_on_commit_callbacks, **params) -> Generation:
     """Accept a generation; its submit runs at commit (django-q2 sync mode)."""
     with django_capture_on_commit_callbacks(execute=True):
-        generation = services.accept(user=user, params={**PARAMS, **params}).generation
+        generation = services.accept(user=user, params={**REQUEST_BODY, **params}).generation
     generation.refresh_from_db()
     assert generation.status == "queued", generation.status
     return generation
@@ -45,14 +46,6 @@ def finished_on_fal(fake, *generations: Generation) -> None:
 def sweep_now(**changes) -> services.SweepReport:
     Generation.objects.in_flight().update(next_poll_at=None, **changes)
     return services.sweep()
-
-
-def kinds(generation: Generation) -> list[str]:
-    return list(
-        LedgerEntry.objects.filter(generation=generation)
-        .order_by("id")
-        .values_list("kind", flat=True)
-    )
 
 
 def held(user) -> int:
@@ -226,7 +219,7 @@ def test_a_submit_refused_for_a_reason_that_is_not_the_input_reads_plainly(
 ):
     fake.fail_next("submit", 404)
     with django_capture_on_commit_callbacks(execute=True):
-        generation = services.accept(user=user, params=PARAMS).generation
+        generation = services.accept(user=user, params=REQUEST_BODY).generation
     generation.refresh_from_db()
     assert (generation.status, generation.error_code) == ("failed", "upstream_error")
     assert generation.error_message == fal.PLAIN_MESSAGES["upstream_error"]
@@ -236,7 +229,7 @@ def test_fals_account_answers_are_classified_with_their_raw_words(fake, settings
     gateway = fal.get_gateway()
     fake.lock_account("Exhausted balance")
     with pytest.raises(fal.FalAccountProblem) as locked:
-        gateway.submit(arguments=PARAMS)
+        gateway.submit(arguments=REQUEST_BODY)
     assert locked.value.reason == "account_locked"
     assert locked.value.raw.startswith("User is locked. Reason: Exhausted balance.")
     assert "locked" not in locked.value.message and "fal" not in locked.value.message
@@ -244,7 +237,7 @@ def test_fals_account_answers_are_classified_with_their_raw_words(fake, settings
     fake.unlock_account()
     fake.configure(accepted_keys=["a-key-that-is-not-ours"])
     with pytest.raises(fal.FalAccountProblem) as refused:
-        gateway.submit(arguments=PARAMS)
+        gateway.submit(arguments=REQUEST_BODY)
     assert (refused.value.reason, refused.value.raw) == ("credentials", KEY_REFUSED)
 
 
@@ -257,7 +250,7 @@ def test_every_fal_call_is_bounded_whatever_fal_client_would_retry(fake, setting
     settings.FAL_HTTP_TIMEOUT = 0.3
     monkeypatch.setattr(fal, "CALL_BUDGET_SECONDS", 5.0)
     gateway = fal.get_gateway()
-    request_id = gateway.submit(arguments=PARAMS).request_id
+    request_id = gateway.submit(arguments=REQUEST_BODY).request_id
     fake.fail_next("status", "slow", times=10, seconds=1.0)
 
     started = time.monotonic()

@@ -19,18 +19,19 @@ from urllib.parse import urlsplit
 import pytest
 from django.utils import timezone
 
-from accounts.models import CreditAccount, LedgerEntry
+from accounts.models import CreditAccount
 from generations import fal as fal_module
 from generations import services
 from generations.models import FalAccount, Generation
 from generations.services import account
+from tests.credits import kinds
+from tests.factories import REQUEST_BODY, image_upload
 from tests.fakefal import FakeFal
-from tests.generations.conftest import PARAMS, image_upload
 
 pytestmark = pytest.mark.django_db
 
 PUBLIC = "https://veo.example.com"
-COST_8S_1080P_AUDIO = Decimal("3.20")  # fal's seeded price x 8 s (test_fal_costs)
+COST_8S_1080P_AUDIO = Decimal("3.20")  # fal's seeded price x 8 s (test_costs)
 
 
 @pytest.fixture
@@ -74,19 +75,11 @@ def error_webhook(request_id: str, status_code: int, detail: Any) -> dict[str, A
 
 
 def queued(user) -> Generation:
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     services.submit(generation_id=generation.pk)
     generation.refresh_from_db()
     assert generation.status == "queued", generation.error_message
     return generation
-
-
-def kinds(generation: Generation) -> list[str]:
-    return list(
-        LedgerEntry.objects.filter(generation=generation)
-        .order_by("id")
-        .values_list("kind", flat=True)
-    )
 
 
 # --- 1. Users never read fal's raw words ------------------------------------------------------
@@ -152,7 +145,7 @@ def test_content_policy_webhook_keeps_fals_words_about_the_input(client, fal, us
 
 def accept_upload(user) -> Generation:
     return services.accept(
-        user=user, params={**PARAMS, "image_url": ""}, image_file=image_upload(fmt="PNG")
+        user=user, params={**REQUEST_BODY, "image_url": ""}, image_file=image_upload(fmt="PNG")
     ).generation
 
 
@@ -231,7 +224,7 @@ def test_a_video_never_sent_to_fal_ends_at_its_deadline_saying_nothing_was_charg
 
 def a_submit_without_answer(user) -> tuple[Generation, str]:
     """A generation whose submit got no answer, and the job that submit left on fal."""
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     generation.refresh_from_db()
     if not generation.fal_request_id:  # accept's task runs at commit: not in a test's atomic
         services.submit(generation_id=generation.pk)

@@ -13,8 +13,8 @@ from django.utils import timezone
 from accounts.models import CreditAccount, LedgerEntry
 from generations import services
 from generations.models import Generation
+from tests.factories import REQUEST_BODY, image_upload
 from tests.fakefal import FakeFal
-from tests.generations.conftest import PARAMS, image_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -22,18 +22,15 @@ PUBLIC = "https://veo.example.com"
 
 
 @pytest.fixture
-def fal(fake_fal_factory, settings) -> FakeFal:
-    """The real gateway against the fake; jobs stay queued (no webhook leaves the fake)."""
-    settings.FAL_KEY = "test-key-id:test-key-secret"
-    settings.FAL_SIMULATED = False
-    settings.FAL_HTTP_TIMEOUT = 5.0
-    settings.PUBLIC_BASE_URL = ""
-    return fake_fal_factory(queue_seconds=60)
+def fal(real_fal) -> FakeFal:
+    """The real gateway against the fake; jobs stay queued (no webhook leaves the fake,
+    the site is not public)."""
+    return real_fal(queue_seconds=60)
 
 
 def accept_upload(user, **image) -> Generation:
     return services.accept(
-        user=user, params={**PARAMS, "image_url": ""}, image_file=image_upload(**image)
+        user=user, params={**REQUEST_BODY, "image_url": ""}, image_file=image_upload(**image)
     ).generation
 
 
@@ -162,11 +159,11 @@ def test_storage_that_does_not_answer_in_time_is_retried_later(user, fal, settin
 
 
 def test_image_url_from_the_user_goes_to_fal_unchanged(user, fal):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
 
     services.submit(generation_id=generation.pk)
 
-    assert submitted_image_urls(fal) == [PARAMS["image_url"]]
+    assert submitted_image_urls(fal) == [REQUEST_BODY["image_url"]]
     assert fal.requests("upload") == []  # fal fetches it; we neither fetch nor upload it
 
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from accounts.models import LedgerEntry
 from generations import services
 from generations.models import FalAccount, Generation
-from tests.generations.conftest import PARAMS
+from tests.factories import REQUEST_BODY
 
 JWKS_URL = "https://rest.fal.test/.well-known/jwks.json"
 pytestmark = pytest.mark.django_db
@@ -62,7 +62,7 @@ def fal_key(settings):
 
 @pytest.fixture
 def queued(user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     services.submit(generation_id=generation.pk)
     generation.refresh_from_db()
     assert generation.status == "queued"
@@ -138,7 +138,7 @@ def test_error_webhook_fails_and_releases_with_fals_message(client, fal_key, que
 
 
 def test_webhook_before_the_request_id_was_saved_is_adopted(client, fal_key, user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     Generation.objects.filter(pk=generation.pk).update(status="submitting")
     body = json.dumps(
         {
@@ -227,7 +227,7 @@ def test_malformed_generation_id_is_400(client, fal_key, queued):
 def test_webhook_of_a_job_whose_submit_had_no_answer_is_adopted_and_not_resent(
     client, fal_key, user
 ):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     Generation.objects.filter(pk=generation.pk).update(status="submitting", fal_submit_count=1)
     body = json.dumps(
         {

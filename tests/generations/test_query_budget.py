@@ -28,8 +28,7 @@ from rest_framework.test import APIClient
 from accounts import ledger, tokens
 from generations import services
 from generations.models import Generation
-from tests.factories import GenerationFactory, UserFactory
-from tests.generations.conftest import PARAMS
+from tests.factories import REQUEST_BODY, GenerationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -85,28 +84,28 @@ def lifted_limits(settings):
 
 
 def test_accept_costs_a_fixed_number_of_queries(user):
-    assert count_queries(lambda: services.accept(user=user, params=PARAMS)) <= ACCEPT_BUDGET
+    assert count_queries(lambda: services.accept(user=user, params=REQUEST_BODY)) <= ACCEPT_BUDGET
 
 
 def test_accept_without_an_in_flight_cap_skips_the_lock_and_the_count(user, lifted_limits):
-    queries = count_queries(lambda: services.accept(user=user, params=PARAMS))
+    queries = count_queries(lambda: services.accept(user=user, params=REQUEST_BODY))
     assert queries <= ACCEPT_WITHOUT_CAP_BUDGET
 
 
 def test_accept_does_not_grow_with_the_users_history(user, settings, lifted_limits):
     settings.MAX_IN_FLIGHT_PER_USER = 5  # the cap's count query is in the budget
-    first = count_queries(lambda: services.accept(user=user, params=PARAMS))
+    first = count_queries(lambda: services.accept(user=user, params=REQUEST_BODY))
     make_generations(user, 30, status=Generation.Status.SUCCEEDED)
-    later = count_queries(lambda: services.accept(user=user, params=PARAMS))
+    later = count_queries(lambda: services.accept(user=user, params=REQUEST_BODY))
     assert later == first <= ACCEPT_BUDGET
 
 
 def test_idempotent_replay_costs_one_lookup(user):
-    services.accept(user=user, params=PARAMS, idempotency_key="budget-1")
+    services.accept(user=user, params=REQUEST_BODY, idempotency_key="budget-1")
     replays = []
     queries = count_queries(
         lambda: replays.append(
-            services.accept(user=user, params=PARAMS, idempotency_key="budget-1")
+            services.accept(user=user, params=REQUEST_BODY, idempotency_key="budget-1")
         )
     )
     assert replays[0].replayed

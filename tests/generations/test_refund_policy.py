@@ -15,23 +15,23 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import ledger
-from accounts.models import CreditAccount, LedgerEntry
+from accounts.models import LedgerEntry
 from generations import services
 from generations import staff as generation_staff
 from generations.models import Generation, RefundPolicy
-from tests.factories import UserFactory
-from tests.generations.conftest import PARAMS
+from tests.credits import numbers
+from tests.factories import REQUEST_BODY, UserFactory
 
 pytestmark = pytest.mark.django_db
 
 Reason = RefundPolicy.Reason
 Action = RefundPolicy.Action
-FLAGGED = {**PARAMS, "prompt": "A duel at noon [fal:content_policy]"}  # 320 credits
+FLAGGED = {**REQUEST_BODY, "prompt": "A duel at noon [fal:content_policy]"}  # 320 credits
 
 
 @pytest.fixture
 def fal(real_fal):
-    """The real gateway against a fresh fake fal (tests/generations/conftest.py)."""
+    """The real gateway against a fresh fake fal (`real_fal` in tests/conftest.py)."""
     return real_fal(queue_seconds=0, run_seconds=0.05)
 
 
@@ -59,11 +59,6 @@ def money(generation) -> list[tuple]:
         .order_by("id")
         .values_list("kind", "amount", "reserved_change", "reason")
     )
-
-
-def numbers(user) -> tuple[int, int]:
-    account = CreditAccount.objects.get(user=user)
-    return account.balance, account.reserved
 
 
 def assert_ledger_clean() -> None:
@@ -159,7 +154,7 @@ def test_any_other_failure_is_always_refunded(fal, user):
     set_policy(Reason.CONTENT_POLICY, Action.CHARGE)
     set_policy(Reason.CANCELED_AFTER_START, Action.CHARGE)
 
-    generation = run_on_fal(user, {**PARAMS, "prompt": "Storm clouds [fal:runner_error]"})
+    generation = run_on_fal(user, {**REQUEST_BODY, "prompt": "Storm clouds [fal:runner_error]"})
 
     assert (generation.status, generation.error_code) == ("failed", "upstream_error")
     assert generation.settlement_policy == ""
@@ -182,7 +177,7 @@ def test_a_late_duplicate_failure_changes_nothing(fal, user):
 
 
 def queued_on_fal(user) -> Generation:
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     services.submit(generation_id=generation.pk)
     generation.refresh_from_db()
     assert generation.status == "queued" and generation.fal_request_id
@@ -274,20 +269,20 @@ def test_staff_cancel_after_start_is_never_charged_to_the_user(slow_fal, user, s
         (
             Action.REFUND,
             None,
-            "Refunded · 320 credits returned",
-            "Refunded · 320 credits returned.",
+            "Nothing was charged: 320 credits returned.",
+            "Nothing was charged: 320 credits returned.",
         ),
         (
             Action.CHARGE,
             None,
-            "Charged: fal billed this video · 320 credits spent",
-            "Charged: fal billed this video · 320 credits spent.",
+            "This attempt was billed, so 320 credits were spent.",
+            "This attempt was billed, so 320 credits were spent.",
         ),
         (
             Action.SHARE,
             50,
-            "Charged 50%: fal billed this video · 160 credits spent, 160 returned",
-            "Charged 50%: fal billed this video · 160 credits spent, 160 returned.",
+            "This attempt was billed, so 160 credits were spent and 160 returned.",
+            "This attempt was billed, so 160 credits were spent and 160 returned.",
         ),
     ],
 )
@@ -307,7 +302,7 @@ def test_the_owners_pages_say_which_policy_applied(
 
 
 def test_an_ordinary_failure_reads_as_before(user, client):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     services.fail(generation_id=generation.pk, code="upstream_error", message="fal broke")
     client.force_login(user)
 

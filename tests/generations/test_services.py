@@ -9,11 +9,11 @@ import pytest
 from django.utils import timezone
 
 from accounts import ledger
-from accounts.models import CreditAccount, LedgerEntry
+from accounts.models import CreditAccount
 from generations import services
 from generations.models import BlockedTerm, Generation
-from tests.factories import UserFactory
-from tests.generations.conftest import PARAMS, image_upload
+from tests.credits import kinds
+from tests.factories import REQUEST_BODY, UserFactory, image_upload
 from veoproject.exceptions import (
     IdempotencyKeyReused,
     InsufficientCredits,
@@ -35,16 +35,8 @@ def sweep_now() -> None:
     services.sweep()
 
 
-def kinds(generation) -> list[str]:
-    return list(
-        LedgerEntry.objects.filter(generation=generation)
-        .order_by("id")
-        .values_list("kind", flat=True)
-    )
-
-
 def test_accept_holds_the_quoted_cost_and_leaves_it_pending(user):
-    result = services.accept(user=user, params=PARAMS)
+    result = services.accept(user=user, params=REQUEST_BODY)
     generation = result.generation
     assert result.replayed is False
     assert generation.status == "pending"
@@ -57,7 +49,7 @@ def test_accepted_generation_runs_to_success_and_captures_exactly_once(
     user, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        generation = services.accept(user=user, params=PARAMS).generation
+        generation = services.accept(user=user, params=REQUEST_BODY).generation
     sweep_now()  # simulated fal finishes at once; the video is copied inline
     generation.refresh_from_db()
     assert generation.status == "succeeded"
@@ -79,7 +71,7 @@ def test_accepted_generation_runs_to_success_and_captures_exactly_once(
 
 
 def test_failed_job_releases_hold_and_keeps_fals_message(user, django_capture_on_commit_callbacks):
-    params = {**PARAMS, "prompt": "A duel at noon [fal:content_policy]"}
+    params = {**REQUEST_BODY, "prompt": "A duel at noon [fal:content_policy]"}
     with django_capture_on_commit_callbacks(execute=True):
         generation = services.accept(user=user, params=params).generation
     sweep_now()
@@ -92,7 +84,7 @@ def test_failed_job_releases_hold_and_keeps_fals_message(user, django_capture_on
 
 
 def test_runner_error_fails_as_upstream_error(user, django_capture_on_commit_callbacks):
-    params = {**PARAMS, "prompt": "Storm clouds [fal:runner_error]"}
+    params = {**REQUEST_BODY, "prompt": "Storm clouds [fal:runner_error]"}
     with django_capture_on_commit_callbacks(execute=True):
         generation = services.accept(user=user, params=params).generation
     sweep_now()
@@ -102,7 +94,7 @@ def test_runner_error_fails_as_upstream_error(user, django_capture_on_commit_cal
 
 
 def test_cancel_before_submit_releases_at_once(user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     services.cancel(generation=generation)
     generation.refresh_from_db()
     assert generation.status == "canceled"
@@ -114,7 +106,7 @@ def test_cancel_before_submit_releases_at_once(user):
 
 
 def test_running_generation_cannot_be_canceled(user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     Generation.objects.filter(pk=generation.pk).update(status="running", fal_request_id="x")
     with pytest.raises(InvalidTransition):
         services.cancel(generation=generation)
@@ -124,43 +116,47 @@ def test_running_generation_cannot_be_canceled(user):
 def test_insufficient_credits_is_402_and_nothing_is_held(db):
     poor = UserFactory(credits=100)
     with pytest.raises(InsufficientCredits) as info:
-        services.accept(user=poor, params=PARAMS)
+        services.accept(user=poor, params=REQUEST_BODY)
     assert (info.value.required, info.value.available) == (320, 100)
     assert not Generation.objects.filter(owner=poor).exists()
     assert (account(poor).balance, account(poor).reserved) == (100, 0)
 
 
 def test_idempotent_replay_returns_the_first_generation_and_holds_once(user):
-    first = services.accept(user=user, params=PARAMS, idempotency_key="order-42")
-    again = services.accept(user=user, params=dict(PARAMS), idempotency_key="order-42")
+    first = services.accept(user=user, params=REQUEST_BODY, idempotency_key="order-42")
+    again = services.accept(user=user, params=dict(REQUEST_BODY), idempotency_key="order-42")
     assert again.replayed is True
     assert again.generation.pk == first.generation.pk
     assert account(user).reserved == 320
     with pytest.raises(IdempotencyKeyReused):
-        services.accept(user=user, params={**PARAMS, "duration": "4s"}, idempotency_key="order-42")
+        services.accept(
+            user=user, params={**REQUEST_BODY, "duration": "4s"}, idempotency_key="order-42"
+        )
 
 
 def test_idempotency_keys_are_per_user(user, other_user):
-    mine = services.accept(user=user, params=PARAMS, idempotency_key="same").generation
-    theirs = services.accept(user=other_user, params=PARAMS, idempotency_key="same").generation
+    mine = services.accept(user=user, params=REQUEST_BODY, idempotency_key="same").generation
+    theirs = services.accept(
+        user=other_user, params=REQUEST_BODY, idempotency_key="same"
+    ).generation
     assert mine.pk != theirs.pk
 
 
 def test_in_flight_cap(user, settings):
     settings.MAX_IN_FLIGHT_PER_USER = 2
-    services.accept(user=user, params={**PARAMS, "duration": "4s"})
-    services.accept(user=user, params={**PARAMS, "duration": "4s"})
+    services.accept(user=user, params={**REQUEST_BODY, "duration": "4s"})
+    services.accept(user=user, params={**REQUEST_BODY, "duration": "4s"})
     with pytest.raises(LimitExceeded) as info:
-        services.accept(user=user, params={**PARAMS, "duration": "4s"})
+        services.accept(user=user, params={**REQUEST_BODY, "duration": "4s"})
     assert info.value.retry_after > 0
     settings.MAX_IN_FLIGHT_PER_USER = 0  # lifted
-    services.accept(user=user, params={**PARAMS, "duration": "4s"})
+    services.accept(user=user, params={**REQUEST_BODY, "duration": "4s"})
 
 
 def test_blocked_term_is_refused_and_nothing_charged(user):
     BlockedTerm.objects.create(term="forbidden thing")
     with pytest.raises(ValidationFailed) as info:
-        services.accept(user=user, params={**PARAMS, "prompt": "A FORBIDDEN   Thing at dusk"})
+        services.accept(user=user, params={**REQUEST_BODY, "prompt": "A FORBIDDEN   Thing at dusk"})
     assert info.value.code == "blocked_term"
     assert account(user).reserved == 0
 
@@ -189,20 +185,20 @@ def test_blocked_term_is_refused_and_nothing_charged(user):
 )
 def test_invalid_params_are_refused_with_field_errors(user, change, field):
     with pytest.raises(ValidationFailed) as info:
-        services.accept(user=user, params={**PARAMS, **change})
+        services.accept(user=user, params={**REQUEST_BODY, **change})
     assert field in info.value.fields
     assert account(user).reserved == 0
 
 
 def test_prompt_reaches_fal_exactly_as_written(user):
     prompt = "  Ünïcødé 🌊 «quotes» \n second line  "
-    generation = services.accept(user=user, params={**PARAMS, "prompt": prompt}).generation
+    generation = services.accept(user=user, params={**REQUEST_BODY, "prompt": prompt}).generation
     assert services.fal_arguments(generation)["prompt"] == prompt
 
 
 def test_uploaded_image_is_checked_by_decoding_it(user):
     generation = services.accept(
-        user=user, params={**PARAMS, "image_url": ""}, image_file=image_upload()
+        user=user, params={**REQUEST_BODY, "image_url": ""}, image_file=image_upload()
     ).generation
     assert generation.image.name.startswith(f"private/inputs/{user.pk}/")
     # It goes to fal's storage (here the simulated one), never inline as a data: URI.
@@ -213,7 +209,7 @@ def test_signed_image_token_names_its_generation_only(user):
     # The signed URL is the fallback when fal's storage is down (tests/generations/
     # test_fal_upload.py); its token must resolve to its generation and nothing else.
     generation = services.accept(
-        user=user, params={**PARAMS, "image_url": ""}, image_file=image_upload()
+        user=user, params={**REQUEST_BODY, "image_url": ""}, image_file=image_upload()
     ).generation
     token = services.signed_image_token(generation)
     assert services.generation_for_signed_image(token) == generation
@@ -235,7 +231,7 @@ def test_signed_image_token_names_its_generation_only(user):
 )
 def test_bad_uploads_are_refused_with_a_clear_message(user, upload, message):
     with pytest.raises(ValidationFailed) as info:
-        services.accept(user=user, params={**PARAMS, "image_url": ""}, image_file=upload())
+        services.accept(user=user, params={**REQUEST_BODY, "image_url": ""}, image_file=upload())
     assert message in " ".join(info.value.fields["image"])
     assert account(user).reserved == 0
 
@@ -243,12 +239,14 @@ def test_bad_uploads_are_refused_with_a_clear_message(user, upload, message):
 def test_decompression_bomb_is_refused(user, settings):
     settings.IMAGE_MAX_PIXELS = 1280 * 720 - 1
     with pytest.raises(ValidationFailed) as info:
-        services.accept(user=user, params={**PARAMS, "image_url": ""}, image_file=image_upload())
+        services.accept(
+            user=user, params={**REQUEST_BODY, "image_url": ""}, image_file=image_upload()
+        )
     assert "too many pixels" in " ".join(info.value.fields["image"])
 
 
 def test_overdue_generation_is_reconciled_failed_and_released(user):
-    params = {**PARAMS, "prompt": "Forever rendering [fal:never]"}
+    params = {**REQUEST_BODY, "prompt": "Forever rendering [fal:never]"}
     generation = services.accept(user=user, params=params).generation
     services.submit(generation_id=generation.pk)
     Generation.objects.filter(pk=generation.pk).update(
@@ -262,7 +260,7 @@ def test_overdue_generation_is_reconciled_failed_and_released(user):
 
 
 def test_submit_twice_sends_one_job(user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     services.submit(generation_id=generation.pk)
     generation.refresh_from_db()
     first_request = generation.fal_request_id
@@ -274,7 +272,7 @@ def test_submit_twice_sends_one_job(user):
 
 def test_sweep_dispatches_a_lost_submit(user, django_capture_on_commit_callbacks):
     # The enqueue was lost (e.g. Redis crashed): the sweep submits after the grace period.
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     Generation.objects.filter(pk=generation.pk).update(next_poll_at=timezone.now())
     services.sweep()
     generation.refresh_from_db()

@@ -14,7 +14,7 @@ from accounts import ledger
 from accounts.models import CreditAccount, LedgerEntry
 from generations import services
 from generations.models import Generation
-from tests.generations.conftest import PARAMS
+from tests.factories import REQUEST_BODY
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +57,7 @@ def make_due() -> None:
 
 
 def test_submit_without_answer_is_retried_later_and_counted(user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     with respx.mock() as mock:
         route = mock.post(SUBMIT_URL).mock(
             side_effect=[httpx.ReadTimeout("no answer"), httpx.Response(200, json=submitted("r2"))]
@@ -83,7 +83,7 @@ def test_submit_without_answer_is_retried_later_and_counted(user):
 
 
 def test_submit_rejected_by_fal_fails_and_releases(user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     with respx.mock() as mock:
         mock.post(SUBMIT_URL).mock(
             return_value=httpx.Response(400, json={"detail": "image_url is not reachable"})
@@ -96,7 +96,7 @@ def test_submit_rejected_by_fal_fails_and_releases(user):
 
 
 def test_submit_429_goes_back_to_pending_with_backoff(user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     with respx.mock() as mock:
         mock.post(SUBMIT_URL).mock(return_value=httpx.Response(429, json={"detail": "slow down"}))
         services.submit(generation_id=generation.pk)
@@ -107,7 +107,7 @@ def test_submit_429_goes_back_to_pending_with_backoff(user):
 
 
 def test_too_many_submit_attempts_fail_and_release(user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     Generation.objects.filter(pk=generation.pk).update(attempts=services.MAX_SUBMIT_ATTEMPTS)
     services.submit(generation_id=generation.pk)
     generation.refresh_from_db()
@@ -116,7 +116,7 @@ def test_too_many_submit_attempts_fail_and_release(user):
 
 
 def test_video_copy_failure_is_retried_without_charging_twice(user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     with respx.mock() as mock:
         mock.post(SUBMIT_URL).mock(return_value=httpx.Response(200, json=submitted("r1")))
         services.submit(generation_id=generation.pk)
@@ -148,7 +148,7 @@ def test_video_copy_failure_is_retried_without_charging_twice(user):
 
 def test_oversized_video_fails_with_storage_error(user, settings):
     settings.VIDEO_MAX_BYTES = 1000
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     with respx.mock() as mock:
         mock.post(SUBMIT_URL).mock(return_value=httpx.Response(200, json={**submitted("r1")}))
         services.submit(generation_id=generation.pk)
@@ -162,7 +162,7 @@ def test_oversized_video_fails_with_storage_error(user, settings):
 
 
 def test_completed_with_infrastructure_error_is_a_coded_failure(user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     with respx.mock() as mock:
         mock.post(SUBMIT_URL).mock(return_value=httpx.Response(200, json=submitted("r1")))
         services.submit(generation_id=generation.pk)
@@ -187,7 +187,7 @@ def test_completed_with_infrastructure_error_is_a_coded_failure(user):
 
 
 def test_queue_position_and_running_are_recorded(user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     with respx.mock() as mock:
         mock.post(SUBMIT_URL).mock(return_value=httpx.Response(200, json=submitted("r1")))
         services.submit(generation_id=generation.pk)

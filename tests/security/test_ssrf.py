@@ -22,8 +22,7 @@ from generations import callbacks, services
 from generations.models import CallbackAttempt, Generation
 from generations.requests import validate_params
 from generations.services import finishing
-from tests.factories import GenerationFactory
-from tests.generations.conftest import PARAMS
+from tests.factories import REQUEST_BODY, GenerationFactory
 from tests.security.internet import (  # noqa: F401
     answer,
     internet,
@@ -65,7 +64,7 @@ def metadata(servers, tls, internet):  # noqa: F811
 def copy_video(user, url: str) -> Generation:
     """A generation fal reported finished with `url` as its video, its hold in place; the
     worker then copies the video (services.finish, as the finish task does)."""
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     Generation.objects.filter(pk=generation.pk).update(
         status="running", fal_request_id="req-ssrf", fal_video_url=url
     )
@@ -283,7 +282,7 @@ TRANSLATED_INTERNAL = [
 def test_translated_ipv6_callback_urls_are_refused_at_accept(url, settings):
     settings.PRIVATE_URLS_ALLOWED = False
     with pytest.raises(ValidationFailed) as refused:
-        validate_params(params={**PARAMS, "callback_url": url})
+        validate_params(params={**REQUEST_BODY, "callback_url": url})
     assert "public" in refused.value.fields["callback_url"][0]
     with pytest.raises(callbacks.CallbackUrlRefused):
         callbacks.check_callback_url(url, resolve=True)

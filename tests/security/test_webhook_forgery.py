@@ -18,7 +18,7 @@ import pytest
 from accounts.models import CreditAccount, LedgerEntry
 from generations import services
 from generations.models import Generation
-from tests.generations.conftest import PARAMS
+from tests.factories import REQUEST_BODY
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the live server reads committed rows
 
@@ -37,7 +37,7 @@ def site(settings, live_server, fake_fal):
 
 @pytest.fixture
 def queued(user, site) -> Generation:
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     services.submit(generation_id=generation.pk)
     generation.refresh_from_db()
     assert generation.status == "queued" and generation.fal_request_id
@@ -49,7 +49,7 @@ def victim(user, site) -> Generation:
     """Created by another user, same shape: its URL token is the one an attacker might hold."""
     from tests.factories import UserFactory
 
-    generation = services.accept(user=UserFactory(credits=1000), params=PARAMS).generation
+    generation = services.accept(user=UserFactory(credits=1000), params=REQUEST_BODY).generation
     services.submit(generation_id=generation.pk)
     generation.refresh_from_db()
     return generation
@@ -174,7 +174,7 @@ def test_forged_webhook_of_another_fal_user_is_refused_when_the_user_id_is_pinne
 def test_forged_webhook_cannot_make_a_generation_adopt_a_job_without_the_token(site, user, caplog):
     # A submit with no answer leaves the generation waiting to adopt its job from fal's
     # webhook; only the URL fal was given (token included) may do that.
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     Generation.objects.filter(pk=generation.pk).update(status="submitting", fal_submit_count=1)
     before = snapshot(generation)
     url = with_query(services.fal_webhook_url(generation), token=None)

@@ -4,14 +4,11 @@ table, which used to need `createcachetable` as well)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import run_args
 
 # Runs in the migrated database with the production settings: a throttled API request (the
 # throttle reads and writes the cache) and a direct cache round trip.
@@ -28,10 +25,8 @@ print("status", status)
 
 
 @pytest.fixture
-def production_env(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "REDIS_URL"}}
-    env.update(
-        DJANGO_SETTINGS_MODULE="veoproject.settings",
+def production_env(tmp_path) -> dict[str, str]:
+    return dict(
         DEBUG="0",
         FAL_SIMULATED="1",
         SECURE_SSL_REDIRECT="0",
@@ -40,11 +35,10 @@ def production_env(tmp_path):
         DATABASE_URL=f"sqlite:///{tmp_path / 'release.sqlite3'}",
         MEDIA_ROOT=str(tmp_path / "media"),
     )
-    return env
 
 
-def _run(args, env):
-    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+def _run(args: list[str], env: dict[str, str]):
+    return run_args(args, drop=["REDIS_URL"], **env)
 
 
 def test_migrate_alone_leaves_a_working_site(production_env):

@@ -4,20 +4,17 @@ and services.accept."""
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
-from PIL import Image
 from rest_framework.test import APIClient
 
 from accounts import tokens
 from generations.forms import GenerationForm
 from generations.models import BlockedTerm, Generation, PricingRule
 from generations.requests import DEFAULTS, ENUMS, choices, validate_params
-from tests.factories import UserFactory
+from tests.factories import UserFactory, image_upload
 from veoproject.exceptions import ValidationFailed
 from veoproject.public_urls import NOT_PUBLIC
 
@@ -72,9 +69,7 @@ def portal(rich_user) -> Client:
 
 
 def png(width: int = 1280, height: int = 720) -> SimpleUploadedFile:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (40, 90, 160)).save(buffer, format="PNG")
-    return SimpleUploadedFile("frame.png", buffer.getvalue(), content_type="image/png")
+    return image_upload((width, height), fmt="PNG", name="frame.png", content_type="image/png")
 
 
 def fingerprint(response) -> str:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from accounts import tokens
-from generations import callbacks
+from generations import callbacks, wording
 from generations.models import CallbackAttempt, Generation
 from generations.serializers import GenerationSerializer
 from tests.factories import GenerationFactory
@@ -107,7 +107,10 @@ def test_callback_is_signed_and_carries_the_generation_json(finished, user, rece
     body = json.loads(request["body"])
     assert body == json.loads(json.dumps(GenerationSerializer(finished).data, default=str))
     assert body["status"] == "failed"
-    assert body["error"] == {"code": "content_policy", "message": "Flagged."}
+    assert body["error"] == {
+        "code": "content_policy",
+        "message": str(wording.FAILURE_REASONS["content_policy"]),
+    }
 
     attempt = CallbackAttempt.objects.get(generation=finished)
     assert (attempt.attempt, attempt.status_code, attempt.succeeded) == (1, 200, True)

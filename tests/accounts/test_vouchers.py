@@ -11,17 +11,13 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import ledger, vouchers
-from accounts.models import CreditAccount, LedgerEntry, Voucher, VoucherRedemption
+from accounts.models import LedgerEntry, Voucher, VoucherRedemption
 from tests.admin.actions import changelist, run_action
+from tests.credits import numbers
 from tests.factories import UserFactory
 from veoproject.exceptions import ValidationFailed
 
 REDEEM_API = "/api/v1/vouchers/redeem/"
-
-
-def numbers(user) -> tuple[int, int]:
-    account = CreditAccount.objects.get(user=user)
-    return account.balance, account.reserved
 
 
 @pytest.fixture

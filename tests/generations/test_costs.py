@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from generations import costs, services
 from generations.models import FalPrice, Generation, PricingRule
-from tests.generations.conftest import PARAMS
+from tests.factories import REQUEST_BODY
 
 pytestmark = pytest.mark.django_db
 
@@ -22,12 +22,12 @@ I2V = "fal-ai/veo3.1/image-to-video"
 
 @pytest.fixture
 def fal(real_fal):
-    """The real gateway against a fresh fake fal (tests/generations/conftest.py)."""
+    """The real gateway against a fresh fake fal (`real_fal` in tests/conftest.py)."""
     return real_fal(queue_seconds=30, run_seconds=30)
 
 
 def submitted(user, **params) -> Generation:
-    generation = services.accept(user=user, params={**PARAMS, **params}).generation
+    generation = services.accept(user=user, params={**REQUEST_BODY, **params}).generation
     services.submit(generation_id=generation.pk)
     generation.refresh_from_db()
     assert generation.status == "queued", generation.error_message
@@ -60,12 +60,12 @@ def test_fal_cost_is_recorded_at_submit_for_each_resolution_and_audio(
 
 
 def test_the_cost_is_not_known_before_submit(user):
-    generation = services.accept(user=user, params=PARAMS).generation
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
     assert generation.fal_cost_usd is None
 
 
 def test_the_price_active_at_submit_applies(fal, user, staff_user):
-    generation = services.accept(user=user, params=PARAMS).generation  # 1080p, audio, 8s
+    generation = services.accept(user=user, params=REQUEST_BODY).generation  # 1080p, audio, 8s
     price = FalPrice.objects.get(endpoint=I2V, resolution="1080p", generate_audio=True, active=True)
     price.usd_per_second = Decimal("0.45")
     costs.save_fal_price(price=price, actor=staff_user, reason="fal raised its price")
