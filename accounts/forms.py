@@ -1,22 +1,19 @@
-"""Portal forms for accounts. They parse input; `accounts.services` and
-`accounts.tokens` decide."""
+"""Portal forms for accounts: allauth's forms in our look and words, and the API token form.
+They parse input; allauth, `accounts.adapters` and `accounts.tokens` decide."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+from allauth.account import forms as allauth_forms
 from django import forms
-from django.contrib.auth import authenticate
-from django.contrib.auth.forms import (
-    AuthenticationForm,
-    PasswordChangeForm,
-    PasswordResetForm,
-    SetPasswordForm,
-)
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts import limits
 from accounts.models import ApiToken, User
 
 
@@ -28,77 +25,38 @@ class PlainLabels:
         super().__init__(*args, **kwargs)
 
 
-class SignupForm(PlainLabels, forms.Form):
-    username = forms.CharField(
-        max_length=150,
-        help_text="Letters, digits and @ . + - _ only.",
-        widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}),
-    )
-    email = forms.EmailField(
-        max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
-    )
-    password = forms.CharField(
-        strip=False,
-        help_text="At least 8 characters, not only digits, not a common password.",
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-    )
-    password_confirm = forms.CharField(
-        label="Password again",
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-    )
-
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        cleaned = self.cleaned_data  # what Form.clean returns (typed as possibly None)
-        password, confirm = cleaned.get("password"), cleaned.get("password_confirm")
-        if password and confirm and password != confirm:
-            self.add_error("password_confirm", "The two passwords differ.")
-        return cleaned
-
-
-class LoginForm(PlainLabels, AuthenticationForm):
-    """Django's login form, except that a suspended user who gives the right password is
-    told that the account is suspended, and why.
+class LoginForm(PlainLabels, allauth_forms.LoginForm):
+    """allauth's login form (username or email address), except that a suspended user who
+    gives the right password is told on the form that the account is suspended, and why.
 
     The suspension is revealed only with the right password, so the form says nothing
-    about other accounts. Every failed attempt costs the same number of password hashes
-    (the backend's and ours), so timing does not tell whether a username exists either.
+    about other accounts; allauth's backend does the same hashing work whether a login name
+    exists or not.
     """
 
     error_messages = {
-        **AuthenticationForm.error_messages,
         "suspended": "This account is suspended: %(reason)s",
         "suspended_no_reason": "This account is suspended. Contact support to learn more.",
     }
 
-    def clean(self) -> dict:
-        username = self.cleaned_data.get("username")
-        password = self.cleaned_data.get("password")
-        if username is not None and password:
-            self.user_cache = authenticate(self.request, username=username, password=password)
-            if self.user_cache is None:
-                suspended = self._suspended_user(username, password)
-                if suspended is not None:
-                    raise self.suspension_error(suspended)
-                raise self.get_invalid_login_error()
-            self.confirm_login_allowed(self.user_cache)
-        return self.cleaned_data
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        login = self.fields["login"]
+        login.label = "Username or email"
+        login.widget.attrs.update({"autocomplete": "username", "autofocus": True})
+        login.widget.attrs.pop("placeholder", None)
+        self.fields["password"].widget.attrs.pop("placeholder", None)
+        self.fields["password"].help_text = ""  # the page links to the reset itself
+        if "remember" in self.fields:
+            self.fields["remember"].label = "Keep me logged in"
 
-    @staticmethod
-    def _suspended_user(username: str, password: str) -> User | None:
-        try:
-            user = User._default_manager.get_by_natural_key(username)
-        except User.DoesNotExist:
-            User().set_password(password)  # the same hashing work as for a real user
-            return None
-        if user.check_password(password) and not user.is_active:
-            return user
-        return None
-
-    def confirm_login_allowed(self, user: User) -> None:
-        if not user.is_active:
-            raise self.suspension_error(user)
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # allauth lets a suspended user with the right password through, to its "inactive"
+        # page; we say why, here.
+        if self.user is not None and not self.user.is_active:
+            raise self.suspension_error(self.user)
+        return cleaned
 
     def suspension_error(self, user: User) -> ValidationError:
         reason = user.suspension_reason.strip()
@@ -107,6 +65,43 @@ class LoginForm(PlainLabels, AuthenticationForm):
                 self.error_messages["suspended"], code="suspended", params={"reason": reason}
             )
         return ValidationError(self.error_messages["suspended_no_reason"], code="suspended")
+
+
+class SignupForm(PlainLabels, allauth_forms.SignupForm):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # What the page promises (accounts.adapters grants it).
+        self.signup_credits = settings.SIGNUP_CREDITS
+        self.credits_after_confirmation = settings.ACCOUNT_EMAIL_VERIFICATION != "none"
+        for field in self.fields.values():
+            field.widget.attrs.pop("placeholder", None)
+        self.fields["username"].help_text = "Letters, digits and @ . + - _ only."
+        self.fields["username"].widget.attrs["autofocus"] = True
+        self.fields["email"].help_text = "We send a link to it: confirm it to start."
+        self.fields[
+            "password1"
+        ].help_text = "At least 8 characters, not only digits, not a common password."
+        if "password2" in self.fields:
+            self.fields["password2"].label = "Password again"
+
+
+class PasswordChangeForm(PlainLabels, allauth_forms.ChangePasswordForm):
+    pass
+
+
+class PasswordResetForm(PlainLabels, allauth_forms.ResetPasswordForm):
+    """allauth's reset form, except that over the limits of `accounts.limits` no email goes
+    out; the answer is the same as when one does, so the limit gives nothing away."""
+
+    def save(self, request: HttpRequest, **kwargs) -> str:
+        email = self.cleaned_data["email"]
+        if not limits.password_reset_allowed(request, email):
+            return email
+        return super().save(request, **kwargs)
+
+
+class PasswordResetKeyForm(PlainLabels, allauth_forms.ResetPasswordKeyForm):
+    pass
 
 
 class TokenCreateForm(PlainLabels, forms.Form):
@@ -133,15 +128,3 @@ class TokenCreateForm(PlainLabels, forms.Form):
     def expires_at(self):
         days = self.cleaned_data.get("expires_in_days")
         return timezone.now() + timedelta(days=days) if days else None
-
-
-class PortalPasswordChangeForm(PlainLabels, PasswordChangeForm):
-    pass
-
-
-class PortalPasswordResetForm(PlainLabels, PasswordResetForm):
-    pass
-
-
-class PortalSetPasswordForm(PlainLabels, SetPasswordForm):
-    pass

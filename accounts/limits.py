@@ -1,6 +1,8 @@
 """Abuse limits on the account pages: who the client is, how many failed logins an account
 or an address may have (django-axes counts them and locks out), and how many password
-reset emails and signups may happen per hour (counted here, in the cache).
+reset emails may go out per hour (counted here, in the cache, silently). django-allauth's
+rate limits (ACCOUNT_RATE_LIMITS: signups, logins, reset and confirmation requests) count
+clients with `client_address` too (accounts.adapters.AccountAdapter.get_client_ip).
 
 One definition of the client's address serves both: `client_address`, which trusts
 `X-Forwarded-For` only as far as `TRUSTED_PROXY_COUNT` says (an attacker sets that header
@@ -25,6 +27,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Sum
 from django.http import HttpRequest
 from django.utils import timezone
+
+from accounts.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +70,29 @@ def _normalised(address: str | None) -> str | None:
 
 
 # --- Failed logins (django-axes) ------------------------------------------------------------
+
+
+def login_username(request: HttpRequest, credentials: dict | None) -> str | None:
+    """`AXES_USERNAME_CALLABLE`: the account a login attempt is counted against, whether it
+    names it by username (any letter case, as allauth and the admin accept it) or by email
+    address, so that neither spelling buys more guesses. A name that matches no account is
+    counted as written, lower-cased."""
+    credentials = credentials or {}
+    post = getattr(request, "POST", {})
+    login = (
+        credentials.get("username")
+        or credentials.get("email")
+        or post.get("login")
+        or post.get("username")
+        or ""
+    ).strip()
+    if not login:
+        return None
+    users = User._default_manager
+    user = users.filter(username__iexact=login).only("username").first()
+    if user is None and "@" in login:
+        user = users.filter(email__iexact=login).only("username").first()
+    return user.username if user is not None else login.lower()
 
 
 def login_failure_limit(request: HttpRequest, credentials: dict | None) -> int:
@@ -163,14 +190,5 @@ def password_reset_allowed(request: HttpRequest, email: str) -> bool:
         return False
     if not hit("password_reset_email", email.strip().lower(), settings.PASSWORD_RESET_RATE):
         logger.warning("event=password_reset_limited by=email address=%s", address)
-        return False
-    return True
-
-
-def signup_allowed(request: HttpRequest) -> bool:
-    """At most SIGNUP_RATE signups from one address (each one may carry signup credits)."""
-    address = client_address(request)
-    if not hit("signup", address, settings.SIGNUP_RATE):
-        logger.warning("event=signup_limited address=%s", address)
         return False
     return True

@@ -1,55 +1,36 @@
-from django.contrib.auth import views as auth_views
+from allauth.account import views as allauth_views
 from django.urls import include, path
 
 from accounts import views
-from accounts.forms import (
-    LoginForm,
-    PortalPasswordChangeForm,
-    PortalPasswordResetForm,
-    PortalSetPasswordForm,
-)
+from accounts.payments import views as payment_views
 
 urlpatterns = [
-    path("signup/", views.signup, name="signup"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(
-            authentication_form=LoginForm, redirect_authenticated_user=True
-        ),
-        name="login",
-    ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path(
-        "account/password/",
-        auth_views.PasswordChangeView.as_view(form_class=PortalPasswordChangeForm),
-        name="password_change",
-    ),
-    path(
-        "account/password/done/",
-        auth_views.PasswordChangeDoneView.as_view(),
-        name="password_change_done",
-    ),
-    path(
-        "password-reset/",
-        views.PasswordResetView.as_view(form_class=PortalPasswordResetForm),
-        name="password_reset",
-    ),
-    path(
-        "password-reset/sent/",
-        auth_views.PasswordResetDoneView.as_view(),
-        name="password_reset_done",
-    ),
-    path(
-        "password-reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(form_class=PortalSetPasswordForm),
-        name="password_reset_confirm",
-    ),
-    path(
-        "password-reset/complete/",
-        auth_views.PasswordResetCompleteView.as_view(),
-        name="password_reset_complete",
-    ),
+    # Signup, login, logout and passwords are allauth's, at /accounts/ (veoproject/urls.py).
+    # The names the portal used before stay: they reverse to allauth's pages (these
+    # patterns sit behind allauth's own, so they only name them) ...
+    path("accounts/signup/", allauth_views.signup, name="signup"),
+    path("accounts/login/", allauth_views.login, name="login"),
+    path("accounts/logout/", allauth_views.logout, name="logout"),
+    path("accounts/password/change/", allauth_views.password_change, name="password_change"),
+    path("accounts/password/reset/", allauth_views.password_reset, name="password_reset"),
+    # ... and the old addresses redirect there.
+    path("signup/", views.legacy_redirect("account_signup")),
+    path("login/", views.legacy_redirect("account_login")),
+    path("logout/", views.legacy_redirect("account_logout")),
+    path("account/password/", views.legacy_redirect("account_change_password")),
+    path("password-reset/", views.legacy_redirect("account_reset_password")),
     path("credits/", views.credits, name="credits"),
+    path("credits/buy/", payment_views.purchase_start, name="purchase-start"),
+    path(
+        "credits/purchases/<int:pk>/thanks/",
+        payment_views.purchase_success,
+        name="purchase-success",
+    ),
+    path(
+        "credits/purchases/<int:pk>/canceled/",
+        payment_views.purchase_cancel,
+        name="purchase-cancel",
+    ),
     # Voucher redemption page (owned by accounts.voucher_views).
     path("", include("accounts.voucher_urls")),
     path("tokens/", views.token_list, name="tokens"),

@@ -1,15 +1,12 @@
-"""Account pages: signup, credits history, API tokens. Login, logout and passwords are
-Django's own views with our templates (see accounts/urls.py), with the abuse limits of
-`accounts.limits` in front of them."""
+"""Account pages: credits history, API tokens, and the answers of the abuse limits.
+Signup, login, logout, passwords and email verification are django-allauth's views with our
+templates (templates/account/) and our rules (accounts.adapters, accounts.forms)."""
 
 from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -17,12 +14,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
+from django.views.generic import RedirectView
 
-from accounts import limits, tokens
-from accounts.forms import SignupForm, TokenCreateForm
+from accounts import ledger, limits, tokens
+from accounts.forms import TokenCreateForm
 from accounts.models import ApiToken, LedgerEntry
-from accounts.services import user_signup
-from veoproject.exceptions import ApplicationError, ValidationFailed
+from accounts.payments import selectors as payment_selectors
+from veoproject.exceptions import ApplicationError
 from veoproject.form_errors import add_service_errors
 from veoproject.request_types import AuthenticatedHttpRequest
 
@@ -31,57 +29,41 @@ logger = logging.getLogger(__name__)
 LEDGER_PAGE_SIZE = 25
 # The raw token travels from the create POST to the next GET in the session, once.
 NEW_TOKEN_SESSION_KEY = "accounts.new_token"
-SIGNUP_LIMITED = "Too many signups from your network in the last hour. Try again later."
 
 
-@never_cache
-def signup(request: HttpRequest) -> HttpResponse:
-    if request.user.is_authenticated:
-        return redirect(settings.LOGIN_REDIRECT_URL)
-    form = SignupForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        if not limits.signup_allowed(request):
-            form.add_error(None, SIGNUP_LIMITED)
-            return _signup_page(request, form, status=429)
-        try:
-            user = user_signup(
-                username=form.cleaned_data["username"],
-                email=form.cleaned_data["email"],
-                password=form.cleaned_data["password"],
-            )
-        except ValidationFailed as exc:
-            add_service_errors(form, exc)
-        else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            if settings.SIGNUP_CREDITS > 0:
-                messages.success(
-                    request,
-                    f"Welcome, {user.username}! You have {settings.SIGNUP_CREDITS:,} credits "
-                    "to start with.",
-                )
-            else:
-                messages.success(request, f"Welcome, {user.username}!")
-            return redirect(settings.LOGIN_REDIRECT_URL)
-    return _signup_page(request, form)
+# What a rate-limited request was trying to do, by the name of the page it was sent to.
+RATE_LIMITED = {
+    "account_signup": ("signup", "Too many signups from your network in the last hour."),
+    "account_login": ("login", "Too many login attempts from your network."),
+    "account_reset_password": ("password_reset", "Too many password reset requests."),
+    "account_reset_password_from_key": (
+        "password_reset",
+        "Too many attempts to use password reset links.",
+    ),
+    "account_email": ("email_confirmation", "Too many confirmation emails asked for."),
+    "account_email_verification_sent": (
+        "email_confirmation",
+        "Too many confirmation emails asked for.",
+    ),
+}
 
 
-def _signup_page(request: HttpRequest, form: SignupForm, status: int = 200) -> HttpResponse:
-    return render(
-        request,
-        "accounts/signup.html",
-        {"form": form, "signup_credits": settings.SIGNUP_CREDITS},
-        status=status,
+def legacy_redirect(url_name: str):
+    """A view that sends an old account URL (before allauth) to its new page, keeping the
+    query string (`?next=`). Links in old emails and bookmarks keep working."""
+    return RedirectView.as_view(pattern_name=url_name, query_string=True, permanent=False)
+
+
+def rate_limited(request: HttpRequest) -> HttpResponse:
+    """The answer (429) to a request over one of allauth's rate limits (ACCOUNT_RATE_LIMITS),
+    as `handler429`."""
+    match = getattr(request, "resolver_match", None)
+    name = match.url_name if match is not None else ""
+    action, message = RATE_LIMITED.get(name or "", ("request", "Too many requests."))
+    logger.warning(
+        "event=%s_limited path=%s address=%s", action, request.path, limits.client_address(request)
     )
-
-
-class PasswordResetView(auth_views.PasswordResetView):
-    """Django's reset page, except that over the limits of `accounts.limits` no email goes
-    out; the answer is the same as when one does, so the limit gives nothing away."""
-
-    def form_valid(self, form):
-        if not limits.password_reset_allowed(self.request, form.cleaned_data["email"]):
-            return redirect(self.get_success_url())
-        return super().form_valid(form)
+    return render(request, "account/rate_limited.html", {"message": message}, status=429)
 
 
 def login_locked_out(
@@ -94,6 +76,12 @@ def login_locked_out(
         request.path,
         getattr(request, "axes_ip_address", None),
     )
+    return locked_out_page(request)
+
+
+def locked_out_page(request: HttpRequest) -> HttpResponse:
+    """The lockout page (429), for django-axes's lockout and for allauth's count of failed
+    logins alike (accounts.adapters.AccountAdapter.pre_authenticate)."""
     return render(
         request,
         "registration/locked_out.html",
@@ -120,7 +108,15 @@ def credits(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/credits.html",
-        {"page": page, "entries": page.object_list, "voucher_url": _voucher_url()},
+        {
+            "page": page,
+            "entries": page.object_list,
+            "voucher_url": _voucher_url(),
+            "payments_enabled": payment_selectors.payments_enabled(),
+            "packs": payment_selectors.offered_packs(),
+            "receipts": payment_selectors.receipts(user=request.user),
+            "credits_owed": ledger.credits_owed(user=request.user),
+        },
     )
 
 

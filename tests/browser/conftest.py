@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from allauth.account.models import EmailAddress
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -101,11 +102,15 @@ def simulated_worker(start_worker, settings):
 
 @pytest.fixture
 def login(page, live_server):
-    """`login(user)` logs in through the login form."""
+    """`login(user)` logs in through the login form (allauth's), the user's address
+    confirmed first as it would be after signup."""
 
     def do(user, password: str = "correct horse battery") -> None:
-        page.goto(f"{live_server.url}/login/")
-        page.get_by_label("Username").fill(user.username)
+        EmailAddress.objects.get_or_create(
+            user=user, email=user.email, defaults={"verified": True, "primary": True}
+        )
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.get_by_label("Username or email").fill(user.username)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(f"{live_server.url}/")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.core import mail
 from playwright.sync_api import Page, expect
 
 from accounts.models import CreditAccount, LedgerEntry, User
@@ -65,7 +66,7 @@ def test_signup_create_watch_play_and_pay_exactly_the_quote(
     settings.SIGNUP_CREDITS = 1000
     base = live_server.url
 
-    # Sign up: the signup credits show in the header at once.
+    # Sign up, confirm the address from the email, and the signup credits show.
     page.goto(f"{base}/signup/")
     expect(page).to_have_title("Sign up · Veo Studio")
     page.get_by_label("Username").fill("ada")
@@ -74,6 +75,12 @@ def test_signup_create_watch_play_and_pay_exactly_the_quote(
     page.get_by_label("Password again").fill("a quiet lighthouse 42")
     screenshot("01-signup")
     page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text("ada@example.com")).to_be_visible()  # "we sent a link to ..."
+    assert not LedgerEntry.objects.filter(account__user__username="ada").exists()
+    link = re.search(r"https?://\S+/accounts/confirm-email/\S+/", mail.outbox[-1].body)
+    assert link, mail.outbox[-1].body
+    page.goto(link.group(0))
+    page.get_by_role("button", name="Confirm").click()
     page.wait_for_url(f"{base}/")
     expect(page.get_by_text("1,000 credits to start with")).to_be_visible()
     assert header_credits(page) == (1000, 0, 1000)
@@ -169,7 +176,7 @@ def test_failed_generation_shows_its_error_and_the_credits_come_back(
 
     seen = watch_card_until_final(page)
     assert seen[-1] == "failed", seen
-    expect(page.get_by_test_id("card-error")).to_contain_text("flagged by a content checker")
+    expect(page.get_by_test_id("card-error")).to_contain_text("refused by the content rules")
     expect(page.get_by_text("320 credits returned")).to_be_visible()
     expect(page.get_by_test_id("available-credits")).to_have_text("1,000")
     assert header_credits(page) == (1000, 0, 1000)

@@ -17,7 +17,7 @@ def test_private_docs_and_schema_are_closed_to_anonymous_visitors(settings):
     assert schema.status_code == 401
     assert schema.json()["error"]["code"] == "not_authenticated"
     docs = anonymous.get("/api/docs/")
-    assert docs.status_code == 302 and docs.url.startswith("/login/?next=/api/docs/")
+    assert docs.status_code == 302 and docs.url.startswith("/accounts/login/?next=/api/docs/")
     assert anonymous.get("/api/docs/?script=").status_code == 302
 
 

@@ -43,7 +43,9 @@ def assert_strict_policy(response) -> None:
     assert policy["frame-ancestors"] == ["'none'"]
 
 
-@pytest.mark.parametrize("url", ["/login/", "/signup/", "/api/docs/", "/no-such-page/"])
+@pytest.mark.parametrize(
+    "url", ["/accounts/login/", "/accounts/signup/", "/api/docs/", "/no-such-page/"]
+)
 def test_anonymous_pages_forbid_inline_and_foreign_scripts(client, url):
     response = client.get(url)
     if response.status_code == 404:  # our 404 page is a page too

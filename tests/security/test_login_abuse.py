@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from allauth.account.models import EmailAddress
 from axes.models import AccessAttempt
 from django.core import mail
 from django.urls import reverse
@@ -24,8 +25,17 @@ PASSWORD = "correct horse battery"  # tests/factories.py
 LOCKED_OUT = "Too many failed logins"
 
 
+@pytest.fixture
+def user(user):
+    """The shared `user`, with its address confirmed (a portal login needs it)."""
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    return user
+
+
 def _post_login(client, url, username, password, **extra):
-    return client.post(url, {"username": username, "password": password}, **extra)
+    # The portal's form (allauth) names the field "login", the admin's "username".
+    field = "username" if url == reverse("admin:login") else "login"
+    return client.post(url, {field: username, "password": password}, **extra)
 
 
 def _logged_in(client) -> bool:
@@ -151,7 +161,7 @@ def test_password_reset_flood_to_one_address_sends_at_most_three_emails(client, 
 
     assert len(mail.outbox) == 3
     # Over the limit the answer is the one of a sent email: nothing to enumerate.
-    assert answers == {(302, reverse("password_reset_done"))}
+    assert answers == {(302, reverse("account_reset_password_done"))}
     assert caplog.text.count("event=password_reset_limited by=email") == 3
 
 
@@ -160,7 +170,7 @@ def test_password_reset_flood_from_one_address_stops_at_the_client_limit(client,
     victims = [UserFactory() for _ in range(8)]
     for victim in victims:
         response = client.post(reverse("password_reset"), {"email": victim.email})
-        assert response.url == reverse("password_reset_done")
+        assert response.url == reverse("account_reset_password_done")
     assert len(mail.outbox) == 5
 
 
@@ -172,8 +182,8 @@ def test_signup_flood_from_one_address_stops_at_the_limit(client, caplog):
             {
                 "username": f"farm{attempt}",
                 "email": f"farm{attempt}@example.com",
-                "password": "a quiet lighthouse 42",
-                "password_confirm": "a quiet lighthouse 42",
+                "password1": "a quiet lighthouse 42",
+                "password2": "a quiet lighthouse 42",
             },
             HTTP_X_FORWARDED_FOR=f"203.0.113.{attempt}",
         )
@@ -192,8 +202,8 @@ def test_signup_flood_from_one_address_stops_at_the_limit(client, caplog):
         {
             "username": "elsewhere",
             "email": "elsewhere@example.com",
-            "password": "a quiet lighthouse 42",
-            "password_confirm": "a quiet lighthouse 42",
+            "password1": "a quiet lighthouse 42",
+            "password2": "a quiet lighthouse 42",
         },
         REMOTE_ADDR="192.0.2.99",
     )

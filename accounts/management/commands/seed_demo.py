@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -20,7 +21,8 @@ DEMO_USERS = [
 class Command(BaseCommand):
     help = (
         "Create the development users: a superuser 'admin' and a user 'demo', each with "
-        "5,000 credits. Idempotent; refuses to run unless DEBUG is on."
+        "5,000 credits and a verified email address. Idempotent; refuses to run unless "
+        "DEBUG is on."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -45,6 +47,12 @@ class Command(BaseCommand):
                 if created or reset_passwords:
                     user.set_password(password)
                     user.save(update_fields=["password"])
+                # Verified, so that logging in never waits for a confirmation email.
+                EmailAddress.objects.update_or_create(
+                    user=user,
+                    email__iexact=user.email,
+                    defaults={"email": user.email, "verified": True, "primary": True},
+                )
                 # One key per user: running seed_demo again never grants twice.
                 ledger.grant(
                     user=user,

@@ -1,0 +1,116 @@
+"""django-allauth's hooks into our accounts, and the one rule allauth does not know: signup
+credits.
+
+Signup credits (`SIGNUP_CREDITS`) go to an address once it is verified (or at signup, when
+`ACCOUNT_EMAIL_VERIFICATION` is "none"), and only once per address in any letter case, and
+once per user: an address that signs up again after its first account was renamed or
+deleted gets nothing, nor does a user who adds and verifies more addresses. The ledger's
+idempotency key is derived from the lower-cased address, so the database itself refuses a
+second grant for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.models import EmailAddress
+from allauth.core.exceptions import ImmediateHttpResponse
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+
+from accounts import ledger, limits
+from accounts.models import CreditAccount, LedgerEntry, User
+
+logger = logging.getLogger(__name__)
+
+SIGNUP_CREDITS_REASON = "Welcome credits"
+# Every signup grant's key starts with this, the ones made before allauth too
+# (`signup:<user id>`): one test finds them all.
+SIGNUP_KEY_PREFIX = "signup:"
+
+
+def signup_credits_key(email: str) -> str:
+    """The ledger idempotency key of the signup credits of `email`, in any letter case."""
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    return f"{SIGNUP_KEY_PREFIX}email:{digest}"
+
+
+def grant_signup_credits(*, user: User, email: str) -> LedgerEntry | None:
+    """Grant `SIGNUP_CREDITS` to `user` for `email`, unless this user already had signup
+    credits or this address already brought some (to whichever account). Returns the new
+    entry, or None when nothing was granted.
+
+    Holds the user's credit account row for the check, so two confirmations of two
+    addresses of one user at once grant once; two accounts racing for one address are
+    settled by the key's unique constraint (the ledger returns the first entry).
+    """
+    amount = settings.SIGNUP_CREDITS
+    if amount <= 0 or not email:
+        return None
+    key = signup_credits_key(email)
+    with transaction.atomic():
+        account = CreditAccount.objects.select_for_update().get(user=user)
+        already = LedgerEntry.objects.filter(
+            account__user=user, idempotency_key__startswith=SIGNUP_KEY_PREFIX
+        ).exists()
+        if already or LedgerEntry.objects.filter(idempotency_key=key).exists():
+            logger.info("event=signup_credits_skipped user=%s", user.pk)
+            return None
+        entry = ledger.grant(
+            user=user, amount=amount, reason=SIGNUP_CREDITS_REASON, idempotency_key=key
+        )
+    if entry.account_id != account.pk:  # lost a race for the address to another account
+        return None
+    logger.info("event=signup_credits_granted user=%s credits=%s", user.pk, amount)
+    return entry
+
+
+def signup_credits_at_signup(*, user: User) -> LedgerEntry | None:
+    """The grant due when an account is created: for the signup address when verification
+    is off, or for an address already verified (a social provider vouched for it)."""
+    if settings.ACCOUNT_EMAIL_VERIFICATION == "none":
+        return grant_signup_credits(user=user, email=user.email)
+    verified = (
+        EmailAddress.objects.filter(user=user, verified=True).order_by("-primary", "pk").first()
+    )
+    if verified is None:
+        return None
+    return grant_signup_credits(user=user, email=verified.email)
+
+
+def signup_credits_on_confirmation(*, email_address: EmailAddress) -> LedgerEntry | None:
+    """The grant due when an address is confirmed by its owner."""
+    return grant_signup_credits(user=email_address.user, email=email_address.email)
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    error_messages = {
+        **DefaultAccountAdapter.error_messages,
+        "username_taken": "That username is taken.",
+        "email_taken": "An account with this email address already exists.",
+        "too_many_login_attempts": "Too many failed logins. Try again later.",
+    }
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        """Rate limits count clients as django-axes and `accounts.limits` do: one rule
+        for `X-Forwarded-For` (`TRUSTED_PROXY_COUNT`), IPv6 by its /64."""
+        address = limits.client_address(request)
+        if address is None:
+            raise PermissionDenied("Unable to determine the client's address.")
+        return address
+
+    def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
+        """Over allauth's failed-login limit the answer is the lockout page (429), as over
+        django-axes's, instead of a form error."""
+        try:
+            super().pre_authenticate(request, **credentials)
+        except ValidationError:
+            from accounts.views import locked_out_page  # not at app start (signals load this)
+
+            logger.warning("event=login_limited address=%s", limits.client_address(request))
+            raise ImmediateHttpResponse(locked_out_page(request)) from None
