@@ -12,22 +12,32 @@ and then one settlement, capture or release, which share the key ``settle:<id>``
 partial unique constraint; callers compare ``entry.kind`` to learn which one won. A
 settlement always closes the whole hold (its reserved change is minus the hold); a capture
 spends all of it, or, under a refund policy that charges a share, part (`capture_part`).
+
+Credits taken back after a refunded or disputed purchase (`take_back`) leave the balance
+as far as they are available; the rest is recorded as `CreditAccount.owed`, which the next
+credits in (`grant`) pay first and which refuses new holds (`hold`: CreditsOwed).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Sum
+from django.db.models import Exists, F, OuterRef, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import CreditAccount, LedgerEntry, User, Voucher
 from veoproject.amounts import is_nonzero, is_positive
-from veoproject.exceptions import ApplicationError, InsufficientCredits, ValidationFailed
+from veoproject.exceptions import (
+    ApplicationError,
+    CreditsOwed,
+    InsufficientCredits,
+    ValidationFailed,
+)
 
 if TYPE_CHECKING:
     from generations.models import Generation
@@ -42,12 +52,13 @@ class LedgerError(ApplicationError):
 
 
 def _apply(
-    *, user_id: int, amount: int, reserved_change: int, needed: int
+    *, user_id: int, amount: int, reserved_change: int, needed: int, unless_owed: bool = False
 ) -> tuple[int, int, int] | None:
     """Move the cached numbers in one round trip (UPDATE ... RETURNING, which PostgreSQL
     and SQLite >= 3.35 both speak): (account id, balance, reserved) afterwards, or None
-    if `needed` more credits are not available. The UPDATE takes the row lock and
-    re-checks its condition, so concurrent movements never overdraw."""
+    if `needed` more credits are not available (or, with `unless_owed`, credits are owed).
+    The UPDATE takes the row lock and re-checks its condition, so concurrent movements
+    never overdraw."""
     table = connection.ops.quote_name(CreditAccount._meta.db_table)
     sql = (
         f"UPDATE {table} SET balance = balance + %s, reserved = reserved + %s, "
@@ -62,6 +73,8 @@ def _apply(
     if needed > 0:
         sql += " AND balance - reserved >= %s"
         params.append(needed)
+    if unless_owed:
+        sql += " AND owed = 0"
     with connection.cursor() as cursor:
         cursor.execute(sql + " RETURNING id, balance, reserved", params)
         return cursor.fetchone()
@@ -79,10 +92,12 @@ def _post(
     actor: User | None = None,
     reason: str = "",
     savepoint: bool = True,
+    unless_owed: bool = False,
 ) -> LedgerEntry:
     """Apply one movement and record it, or return the entry already recorded under
     `idempotency_key`. No path can leave less than zero available: the UPDATE's condition
-    (and the CHECK constraints behind it) refuse it.
+    (and the CHECK constraints behind it) refuse it. `unless_owed`: refused (CreditsOwed)
+    while the account owes credits, checked by the same UPDATE.
 
     `savepoint=False` saves two round trips for a caller whose own transaction makes the
     movement and its entry one unit: a clash then raises IntegrityError to that caller
@@ -92,13 +107,19 @@ def _post(
     try:
         with transaction.atomic(savepoint=savepoint):
             applied = _apply(
-                user_id=user_id, amount=amount, reserved_change=reserved_change, needed=needed
+                user_id=user_id,
+                amount=amount,
+                reserved_change=reserved_change,
+                needed=needed,
+                unless_owed=unless_owed,
             )
             if applied is None:
                 existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
                 if existing is not None:  # done before: a repeat, not a shortfall
                     return existing
                 account = CreditAccount.objects.get(user_id=user_id)
+                if unless_owed and account.owed > 0:
+                    raise CreditsOwed(owed=account.owed)
                 raise InsufficientCredits(required=needed, available=account.available)
             account_id, balance, reserved = applied
             return LedgerEntry.objects.create(
@@ -141,19 +162,23 @@ def grant(
     voucher: Voucher | None = None,
     idempotency_key: str | None = None,
 ) -> LedgerEntry:
-    """Add credits (a grant, a top-up, a voucher)."""
+    """Add credits (a grant, a top-up, a voucher). Credits owed on the account (see
+    `take_back`) are paid from them first, in the same transaction."""
     if kind not in (Kind.GRANT, Kind.TOPUP):
         raise LedgerError("Only grants and top-ups add credits this way.")
-    return _post(
-        user_id=user.pk,
-        kind=kind,
-        amount=_positive(amount),
-        reserved_change=0,
-        idempotency_key=idempotency_key or f"{kind}:{uuid.uuid4()}",
-        voucher=voucher,
-        actor=actor,
-        reason=reason,
-    )
+    with transaction.atomic():
+        entry = _post(
+            user_id=user.pk,
+            kind=kind,
+            amount=_positive(amount),
+            reserved_change=0,
+            idempotency_key=idempotency_key or f"{kind}:{uuid.uuid4()}",
+            voucher=voucher,
+            actor=actor,
+            reason=reason,
+        )
+        _pay_debt(user_id=user.pk, key=entry.idempotency_key)
+    return entry
 
 
 def adjust(
@@ -182,10 +207,12 @@ def adjust(
 
 
 def hold(*, generation: Generation, savepoint: bool = True) -> LedgerEntry:
-    """Reserve the generation's frozen cost; InsufficientCredits if not available.
-    `savepoint=False`: see `_post` (accept holds a generation it has just created)."""
+    """Reserve the generation's frozen cost; InsufficientCredits if not available,
+    CreditsOwed while the account owes credits (see `take_back`). `savepoint=False`: see
+    `_post` (accept holds a generation it has just created)."""
     return _post(
         savepoint=savepoint,
+        unless_owed=True,
         user_id=generation.owner_id,
         kind=Kind.HOLD,
         amount=0,
@@ -271,6 +298,90 @@ def refund(*, generation: Generation, reason: str, actor: User | None = None) ->
         actor=actor,
         reason=reason,
     )
+
+
+@dataclass(frozen=True)
+class TakenBack:
+    """What `take_back` did: `taken` credits left the balance (in `entry`), `owed` more
+    were recorded as owed. `repeated`: the key was used before; nothing moved now."""
+
+    entry: LedgerEntry
+    taken: int
+    owed: int
+    repeated: bool = False
+
+
+def _lock_account(user_id: int) -> CreditAccount:
+    """The account row, locked until the transaction ends (PostgreSQL; SQLite's
+    BEGIN IMMEDIATE has already serialised writers)."""
+    return CreditAccount.objects.select_for_update().get(user_id=user_id)
+
+
+def take_back(*, user: User, credits: int, reason: str, idempotency_key: str) -> TakenBack:
+    """Take back credits a user was sold (a refunded or disputed purchase): as many as are
+    available now leave the balance (one adjustment entry of minus that many, zero
+    included, so the account's history shows the event); the rest, already spent, is
+    added to the account's `owed`. Credits reserved for generations in flight are never
+    taken. Idempotent by key: the account row is locked while the key is checked, so a
+    repeat, racing or late, returns the first entry with `repeated=True` and moves
+    nothing."""
+    _positive(credits)
+    with transaction.atomic():
+        account = _lock_account(user.pk)
+        existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return TakenBack(entry=existing, taken=0, owed=0, repeated=True)
+        taken = max(0, min(credits, account.available))
+        owed = credits - taken
+        entry = _post(
+            user_id=user.pk,
+            kind=Kind.ADJUSTMENT,
+            amount=-taken,
+            reserved_change=0,
+            idempotency_key=idempotency_key,
+            reason=(f"{reason} ({owed} already spent: owed)" if owed else reason),
+            savepoint=False,
+        )
+        if owed:
+            CreditAccount.objects.filter(pk=account.pk).update(owed=F("owed") + owed)
+    logger.info(
+        "event=credits_taken_back user=%s taken=%s owed=%s key=%s",
+        user.pk,
+        taken,
+        owed,
+        idempotency_key,
+    )
+    return TakenBack(entry=entry, taken=taken, owed=owed)
+
+
+def _pay_debt(*, user_id: int, key: str) -> LedgerEntry | None:
+    """Pay what the account owes from its available credits, once per `key` (the entry
+    that brought the credits in). Runs inside the caller's transaction, which already
+    holds the account row (its UPDATE took the lock)."""
+    owing = CreditAccount.objects.filter(user_id=user_id, owed__gt=0).exists()
+    if not owing:
+        return None
+    account = _lock_account(user_id)
+    pay = min(account.owed, account.available)
+    debt_key = f"debt:{key}"
+    if pay <= 0 or LedgerEntry.objects.filter(idempotency_key=debt_key).exists():
+        return None
+    entry = _post(
+        user_id=user_id,
+        kind=Kind.ADJUSTMENT,
+        amount=-pay,
+        reserved_change=0,
+        idempotency_key=debt_key,
+        reason=f"Pays {pay} of the {account.owed} credits owed after a refund or dispute",
+        savepoint=False,
+    )
+    CreditAccount.objects.filter(pk=account.pk).update(owed=F("owed") - pay)
+    logger.info("event=credits_owed_paid user=%s paid=%s", user_id, pay)
+    return entry
+
+
+def credits_owed(*, user: User) -> int:
+    return CreditAccount.objects.filter(user_id=user.pk).values_list("owed", flat=True).first() or 0
 
 
 def broken_accounts() -> list[dict]:

@@ -4,8 +4,11 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Length, Lower
+from django.db.models.lookups import Exact
 
 
 def new_webhook_secret() -> str:
@@ -33,6 +36,9 @@ class CreditAccount(models.Model):
     )
     balance = models.BigIntegerField(default=0)
     reserved = models.BigIntegerField(default=0)
+    # Credits a refunded or disputed purchase took back that were already spent: the next
+    # credits in pay them first, and no generation is accepted until they are paid.
+    owed = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -41,6 +47,7 @@ class CreditAccount(models.Model):
             models.CheckConstraint(
                 condition=Q(balance__gte=F("reserved")), name="account_balance_gte_reserved"
             ),
+            models.CheckConstraint(condition=Q(owed__gte=0), name="account_owed_gte_0"),
         ]
 
     def __str__(self) -> str:
@@ -219,3 +226,107 @@ class VoucherRedemption(models.Model):
 
     def __str__(self) -> str:
         return f"{self.voucher} redeemed by {self.user}"
+
+
+class CreditPack(models.Model):
+    """Credits sold for money through Stripe Checkout. `price_cents` is in the currency's
+    minor unit (cents, or yen for a zero-decimal currency), as Stripe takes it."""
+
+    name = models.CharField(max_length=100)
+    credits = models.PositiveIntegerField()
+    price_cents = models.PositiveIntegerField(help_text="In the currency's minor unit.")
+    currency = models.CharField(
+        max_length=3,
+        default="usd",
+        validators=[RegexValidator(r"^[a-z]{3}$", "A lowercase ISO 4217 code, e.g. usd.")],
+    )
+    active = models.BooleanField(default=True)
+    sort_order = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sort_order", "price_cents", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(credits__gt=0), name="pack_credits_gt_0"),
+            models.CheckConstraint(condition=Q(price_cents__gt=0), name="pack_price_gt_0"),
+            models.CheckConstraint(
+                condition=Q(Exact(Length("currency"), 3), currency=Lower("currency")),
+                name="pack_currency_iso_lower",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.credits} credits)"
+
+
+class Purchase(models.Model):
+    """One Stripe Checkout Session for one pack: what was sold (copied from the pack when
+    the session was made), Stripe's ids, and what a refund or dispute took back. Written
+    only by `accounts.payments`; credits move only through `accounts.ledger`."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for payment"
+        PROCESSING = "processing", "Payment processing"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="purchases"
+    )
+    pack = models.ForeignKey(CreditPack, on_delete=models.PROTECT, related_name="purchases")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    credits = models.PositiveIntegerField()
+    amount_cents = models.PositiveIntegerField(help_text="In the currency's minor unit.")
+    currency = models.CharField(max_length=3)
+    stripe_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True, db_index=True)
+    stripe_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
+    grant_entry = models.OneToOneField(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # The largest refunded and disputed amounts Stripe has reported (minor units; its
+    # numbers are cumulative, so a late or repeated event never counts twice).
+    refunded_cents = models.PositiveIntegerField(default=0)
+    disputed_cents = models.PositiveIntegerField(default=0)
+    # What was taken back of `credits`: from the balance, and what was spent already and
+    # so became owed (CreditAccount.owed).
+    credits_taken_back = models.PositiveIntegerField(default=0)
+    credits_owed = models.PositiveIntegerField(default=0)
+    failure_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "processing", "paid", "failed", "expired"]),
+                name="purchase_status_valid",
+            ),
+            models.CheckConstraint(condition=Q(credits__gt=0), name="purchase_credits_gt_0"),
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="purchase_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(credits_taken_back__gte=0)
+                & Q(credits_owed__gte=0)
+                & Q(credits__gte=F("credits_taken_back") + F("credits_owed")),
+                name="purchase_reversal_lte_credits",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="paid")
+                | (Q(paid_at__isnull=False) & Q(grant_entry__isnull=False)),
+                name="purchase_paid_has_grant",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Purchase {self.pk}: {self.credits} credits ({self.get_status_display()})"
+
+    @property
+    def is_paid(self) -> bool:
+        return self.status == self.Status.PAID
+
+    @property
+    def credits_reversed(self) -> int:
+        return self.credits_taken_back + self.credits_owed

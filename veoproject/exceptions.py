@@ -59,6 +59,24 @@ class InsufficientCredits(ApplicationError):
         self.available = available
 
 
+class CreditsOwed(ApplicationError):
+    """Credits a refunded or disputed payment took back were already spent: nothing new
+    starts until a top-up or a grant has paid them (accounts.ledger)."""
+
+    code = "credits_owed"
+    http_status = status.HTTP_402_PAYMENT_REQUIRED
+    default_message = "Credits are owed on this account."
+
+    def __init__(self, *, owed: int) -> None:
+        super().__init__(
+            f"A refunded or disputed payment took back {owed} credits that had already been "
+            "spent. Buy credits or redeem a voucher to settle them; new videos can start "
+            "once they are paid.",
+            extra={"owed": owed},
+        )
+        self.owed = owed
+
+
 class InvalidTransition(ApplicationError):
     code = "invalid_transition"
     http_status = status.HTTP_409_CONFLICT
@@ -79,6 +97,18 @@ class IdempotencyKeyReused(ApplicationError):
     code = "idempotency_key_reused"
     http_status = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_message = "This Idempotency-Key was already used with a different request."
+
+
+class StorageError(ApplicationError):
+    """Our storage (disk, S3) refused a write: an operational problem, retried later by
+    the client; the raw cause goes to the logs, not to the user."""
+
+    code = "storage_unavailable"
+    http_status = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_message = (
+        "We could not store your image just now. Nothing was charged; please try again "
+        "in a minute."
+    )
 
 
 class PricingError(ApplicationError):

@@ -8,6 +8,6 @@ Importing the modules registers their admins.
 
 from __future__ import annotations
 
-from accounts.admin import credits, log_entries, tokens, users, vouchers
+from accounts.admin import credits, log_entries, payments, tokens, users, vouchers
 
-__all__ = ["credits", "log_entries", "tokens", "users", "vouchers"]
+__all__ = ["credits", "log_entries", "payments", "tokens", "users", "vouchers"]

@@ -8,14 +8,18 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from accounts import staff, tokens, vouchers
+from accounts.models import CreditPack, Purchase
+from accounts.payments import fulfilment
+from accounts.payments.stripe_gateway import CheckoutSession
 from generations.models import BlockedTerm, PricingRule
+from notifications.preferences import update_preferences
 from tests.factories import GenerationFactory
 
-OUR_APPS = {"accounts", "generations", "admin"}
+OUR_APPS = {"accounts", "generations", "admin", "notifications"}
 
 
 @pytest.fixture
-def one_of_everything(superuser, paid_generation, user):
+def one_of_everything(superuser, paid_generation, user, django_capture_on_commit_callbacks):
     tokens.create_token(user=user, name="ci")
     [voucher] = vouchers.create_vouchers(amount=10, actor=superuser)
     vouchers.redeem(user=user, code=voucher.code)
@@ -27,6 +31,23 @@ def one_of_everything(superuser, paid_generation, user):
 
     rule.credits_per_second += 1
     pricing_history.save_rule(rule=rule, actor=superuser)
+    pack = CreditPack.objects.create(name="Starter", credits=1000, price_cents=1000)
+    purchase = Purchase.objects.create(
+        user=user, pack=pack, credits=1000, amount_cents=1000, currency="usd"
+    )
+    paid = CheckoutSession(
+        id="cs_admin_pages",
+        url=None,
+        status="complete",
+        payment_status="paid",
+        payment_intent="pi_admin_pages",
+        metadata={"purchase_id": str(purchase.pk)},
+    )
+    with django_capture_on_commit_callbacks(execute=True):  # the receipt: a SentEmail row
+        fulfilment.mark_paid(paid)
+    update_preferences(
+        user=user, video_emails=False, low_balance_emails=True, low_balance_threshold=None
+    )
 
 
 @pytest.mark.parametrize(

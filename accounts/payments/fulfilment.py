@@ -1,0 +1,235 @@
+"""What Stripe's events do to a purchase.
+
+Every function here takes the purchase's row lock first, so any number of deliveries of
+any events, in any order, serialise on it: the first `mark_paid` grants the one top-up
+(also keyed by the session id in the ledger), later ones find it paid. A refund or
+dispute records Stripe's cumulative amounts and takes back the matching credits through
+`accounts.ledger.take_back`; one that arrives before the payment is applied right after
+the grant.
+
+Status changes follow `TRANSITIONS`: a purchase is paid whenever Stripe says the money came,
+and nothing moves a paid one back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import ledger
+from accounts.models import LedgerEntry, Purchase
+from accounts.payments import on_purchase_paid, stripe_gateway
+from accounts.payments.stripe_gateway import CheckoutSession
+
+logger = logging.getLogger(__name__)
+
+Status = Purchase.Status
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.PENDING: frozenset({Status.PROCESSING, Status.PAID, Status.FAILED, Status.EXPIRED}),
+    Status.PROCESSING: frozenset({Status.PAID, Status.FAILED}),
+    # Stripe said the money came: believe it whatever arrived before.
+    Status.FAILED: frozenset({Status.PAID}),
+    Status.EXPIRED: frozenset({Status.PAID}),
+    Status.PAID: frozenset(),
+}
+
+
+def _move(purchase: Purchase, to: str, **fields) -> bool:
+    """Change the status of a locked purchase if `TRANSITIONS` allows it; False if not."""
+    if to not in TRANSITIONS[purchase.status]:
+        return False
+    purchase.status = to
+    for name, value in fields.items():
+        setattr(purchase, name, value)
+    purchase.save(update_fields=["status", "updated_at", *fields])
+    return True
+
+
+def _locked_for_session(session: CheckoutSession) -> Purchase | None:
+    """The purchase of a session, locked: by the session id, or, for a webhook that beat
+    `start_checkout` to saving that id, by the purchase id the session carries."""
+    purchase = Purchase.objects.select_for_update().filter(stripe_session_id=session.id).first()
+    purchase_id = session.metadata.get("purchase_id") or session.client_reference_id or ""
+    if purchase is None and purchase_id.isdigit():
+        purchase = (
+            Purchase.objects.select_for_update()
+            .filter(pk=int(purchase_id), stripe_session_id__isnull=True)
+            .first()
+        )
+        if purchase is not None:
+            purchase.stripe_session_id = session.id
+            purchase.save(update_fields=["stripe_session_id", "updated_at"])
+    if purchase is None:
+        logger.warning("event=stripe_session_unknown session=%s", session.id)
+    return purchase
+
+
+def _note_payment_intent(purchase: Purchase, session: CheckoutSession) -> None:
+    if session.payment_intent and not purchase.stripe_payment_intent_id:
+        purchase.stripe_payment_intent_id = session.payment_intent
+        purchase.save(update_fields=["stripe_payment_intent_id", "updated_at"])
+
+
+def mark_paid(session: CheckoutSession) -> str:
+    """Stripe says the session is paid: grant the purchase's credits, once (a top-up keyed
+    by the session id), then apply any refund or dispute that arrived first. Returns the
+    outcome: "paid", "already_paid" or "unknown"."""
+    with transaction.atomic():
+        purchase = _locked_for_session(session)
+        if purchase is None:
+            return "unknown"
+        _note_payment_intent(purchase, session)
+        if purchase.is_paid:
+            return "already_paid"
+        entry = ledger.grant(
+            user=purchase.user,
+            amount=purchase.credits,
+            kind=LedgerEntry.Kind.TOPUP,
+            reason=f"Purchase #{purchase.pk}: {purchase.pack.name}",
+            idempotency_key=f"stripe:{session.id}",
+        )
+        _move(purchase, Status.PAID, paid_at=timezone.now(), grant_entry=entry, failure_reason="")
+        _take_back_reversed(purchase)
+        transaction.on_commit(partial(on_purchase_paid, purchase.pk))
+    logger.info(
+        "event=purchase_granted purchase=%s user=%s credits=%s session=%s",
+        purchase.pk,
+        purchase.user_id,
+        purchase.credits,
+        session.id,
+    )
+    return "paid"
+
+
+def mark_processing(session: CheckoutSession) -> str:
+    """The buyer finished Checkout with a payment that settles later (a bank debit)."""
+    with transaction.atomic():
+        purchase = _locked_for_session(session)
+        if purchase is None:
+            return "unknown"
+        _note_payment_intent(purchase, session)
+        return "processing" if _move(purchase, Status.PROCESSING) else "unchanged"
+
+
+def mark_failed(session: CheckoutSession, *, reason: str) -> str:
+    with transaction.atomic():
+        purchase = _locked_for_session(session)
+        if purchase is None:
+            return "unknown"
+        _note_payment_intent(purchase, session)
+        return "failed" if _move(purchase, Status.FAILED, failure_reason=reason) else "unchanged"
+
+
+def mark_expired(session: CheckoutSession) -> str:
+    with transaction.atomic():
+        purchase = _locked_for_session(session)
+        if purchase is None:
+            return "unknown"
+        return "expired" if _move(purchase, Status.EXPIRED) else "unchanged"
+
+
+@dataclass(frozen=True)
+class ChargeReversal:
+    """A refund or a dispute of a charge, with Stripe's cumulative amount for it."""
+
+    payment_intent: str | None
+    charge: str
+    refunded_cents: int = 0
+    disputed_cents: int = 0
+
+
+def _purchase_id_for_charge(reversal: ChargeReversal) -> int | None:
+    found = None
+    if reversal.payment_intent:
+        found = (
+            Purchase.objects.filter(stripe_payment_intent_id=reversal.payment_intent)
+            .values_list("pk", flat=True)
+            .first()
+        )
+    if found is None and reversal.charge:
+        found = (
+            Purchase.objects.filter(stripe_charge_id=reversal.charge)
+            .values_list("pk", flat=True)
+            .first()
+        )
+    if found is None and reversal.payment_intent:
+        # Before the session's own event: ask Stripe which session made the payment.
+        session = stripe_gateway.session_for_payment_intent(reversal.payment_intent)
+        if session is not None:
+            found = (
+                Purchase.objects.filter(stripe_session_id=session.id)
+                .values_list("pk", flat=True)
+                .first()
+            )
+    return found
+
+
+def record_reversal(reversal: ChargeReversal) -> str:
+    """A charge was refunded or disputed: remember the largest amounts Stripe reported and
+    take back the credits they bought (see `_take_back_reversed`). Returns "taken_back",
+    "recorded" (nothing more to take back, or not paid yet) or "unknown"."""
+    purchase_id = _purchase_id_for_charge(reversal)  # may call Stripe: outside the lock
+    if purchase_id is None:
+        logger.warning(
+            "event=stripe_charge_unknown charge=%s payment_intent=%s",
+            reversal.charge,
+            reversal.payment_intent,
+        )
+        return "unknown"
+    with transaction.atomic():
+        purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
+        purchase.refunded_cents = max(purchase.refunded_cents, reversal.refunded_cents)
+        purchase.disputed_cents = max(purchase.disputed_cents, reversal.disputed_cents)
+        purchase.stripe_charge_id = purchase.stripe_charge_id or reversal.charge
+        if reversal.payment_intent:
+            purchase.stripe_payment_intent_id = (
+                purchase.stripe_payment_intent_id or reversal.payment_intent
+            )
+        purchase.save(
+            update_fields=[
+                "refunded_cents",
+                "disputed_cents",
+                "stripe_charge_id",
+                "stripe_payment_intent_id",
+                "updated_at",
+            ]
+        )
+        taken = _take_back_reversed(purchase)
+    return "taken_back" if taken else "recorded"
+
+
+def _take_back_reversed(purchase: Purchase) -> bool:
+    """Take back the share of a paid purchase's credits that its refunded plus disputed
+    amount bought (rounded down), less what was taken back before. The purchase is locked;
+    the ledger key names the purchase and the new total, so one step is taken once."""
+    if not purchase.is_paid:
+        return False  # nothing granted yet: mark_paid calls this after the grant
+    reversed_cents = min(purchase.amount_cents, purchase.refunded_cents + purchase.disputed_cents)
+    target = purchase.credits * reversed_cents // purchase.amount_cents
+    due = target - purchase.credits_reversed
+    if due <= 0:
+        return False
+    result = ledger.take_back(
+        user=purchase.user,
+        credits=due,
+        reason=f"Purchase #{purchase.pk} refunded or disputed",
+        idempotency_key=f"purchase:{purchase.pk}:reversed:{target}",
+    )
+    if result.repeated:
+        logger.error("event=purchase_reversal_repeated purchase=%s target=%s", purchase.pk, target)
+        return False
+    purchase.credits_taken_back += result.taken
+    purchase.credits_owed += result.owed
+    purchase.save(update_fields=["credits_taken_back", "credits_owed", "updated_at"])
+    logger.info(
+        "event=purchase_reversed purchase=%s taken=%s owed=%s",
+        purchase.pk,
+        result.taken,
+        result.owed,
+    )
+    return True
