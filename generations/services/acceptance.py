@@ -23,11 +23,14 @@ from generations.dispatch import DISPATCH_GRACE, enqueue
 from generations.models import Generation
 from generations.moderation import find_blocked_term
 from generations.requests import validate_request
+from notifications import low_balance
 from veoproject.exceptions import (
     IdempotencyKeyReused,
     LimitExceeded,
+    StorageError,
     ValidationFailed,
 )
+from veoproject.storage import storage_errors
 
 logger = logging.getLogger(__name__)
 
@@ -132,14 +135,16 @@ def accept(
         next_poll_at=now + DISPATCH_GRACE,
         deadline_at=now + timedelta(seconds=settings.GENERATION_DEADLINE_SECONDS),
     )
+    if stored_image is not None:
+        # Before the transaction: a slow or refusing storage holds no database lock.
+        _store_image(generation, stored_image)
     try:
         with transaction.atomic():
             _check_in_flight_cap(user)
-            if stored_image is not None:
-                generation.image.save(stored_image.name, stored_image, save=False)
             generation.save(force_insert=True)
             # A brand-new generation cannot clash with an earlier hold: no savepoint.
-            ledger.hold(generation=generation, savepoint=False)
+            held = ledger.hold(generation=generation, savepoint=False)
+            low_balance.after_hold(user_id=user.pk, entry=held, rates=rates)
             transaction.on_commit(lambda: enqueue("submit", generation.pk))
     except IntegrityError:
         _delete_file(generation.image)
@@ -158,6 +163,18 @@ def accept(
         generation.cost_credits,
     )
     return AcceptResult(generation=generation)
+
+
+def _store_image(generation: Generation, image: ContentFile) -> None:
+    """Save the re-encoded upload; a storage that refuses it (full disk, S3 outage) is a
+    503 that charges nothing, its raw cause logged for staff."""
+    try:
+        with storage_errors("storing an uploaded image"):
+            generation.image.save(image.name, image, save=False)
+    except OSError as exc:
+        _delete_file(generation.image)
+        logger.error("event=image_store_failed user=%s error=%r", generation.owner_id, str(exc))
+        raise StorageError() from exc
 
 
 def _check_in_flight_cap(user: User) -> None:

@@ -19,6 +19,7 @@ from generations import costs, states
 from generations.dispatch import enqueue
 from generations.fal import user_message
 from generations.models import Generation, RefundPolicy
+from notifications import services as notifications
 from veoproject.exceptions import (
     InvalidTransition,
 )
@@ -28,7 +29,9 @@ logger = logging.getLogger(__name__)
 Status = Generation.Status
 
 
-def _after_final(generation: Generation) -> None:
+def _after_final(generation: Generation, *, notify_owner: bool = True) -> None:
+    if notify_owner:  # "your video is ready" / "could not be made", emailed after commit
+        notifications.generation_finished(generation_id=generation.pk)
     if generation.callback_url:
         from generations.callbacks import enqueue_callback
 
@@ -163,6 +166,6 @@ def cancel(*, generation: Generation, actor: User | None = None) -> Generation:
         if generation.fal_request_id:
             request_id = generation.fal_request_id
             transaction.on_commit(lambda: enqueue("cancel_on_fal", request_id))
-        _after_final(generation)
+        _after_final(generation, notify_owner=by == "staff")  # the owner knows already
     logger.info("event=generation_canceled generation=%s by=%s", generation.pk, by)
     return generation
