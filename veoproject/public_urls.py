@@ -8,7 +8,7 @@ Server-side request forgery is refused in three places, all built on the same ru
   and, for a literal address, the address itself.
 - `resolve_public`: at connect time. The name is resolved once and every address it has
   must be public; those addresses are the only ones the connection may use.
-- `open_url` / `download`: the fetch. httpx with `trust_env=False` (no proxy from the
+- `open_url` / `stream`: the fetch. httpx with `trust_env=False` (no proxy from the
   environment may carry the request elsewhere), connecting through `_CheckedBackend`,
   which resolves and checks at the moment of each TCP connect and connects to exactly the
   checked address, while the URL keeps the name (Host header and TLS SNI/certificate name
@@ -16,7 +16,7 @@ Server-side request forgery is refused in three places, all built on the same ru
   nothing. Redirects are never followed by httpx: each hop is re-checked (allow-list and
   address) and there are at most `max_redirects` of them. One deadline covers connect,
   TLS, writes and every read of every hop: a server that trickles a byte every few
-  seconds is cut off when the deadline passes, not when it pauses. `download` stops at a
+  seconds is cut off when the deadline passes, not when it pauses. `stream` stops at a
   byte cap.
 
 The address rule refuses loopback, private, link-local, shared (CGNAT), reserved,
@@ -39,7 +39,6 @@ import socket
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import IO
 
 import httpcore
 import httpx
@@ -389,18 +388,19 @@ def open_url(
             response.close()
 
 
-def download(
+@contextmanager
+def stream(
     url: str,
-    destination: IO[bytes],
     *,
     max_bytes: int,
     deadline_seconds: float,
     allowed_hosts: Iterable[str] | None = None,
     max_redirects: int = 3,
-) -> int:
-    """GET an https URL into `destination` under the deadline; returns the byte count.
-    Raises ResponseTooLarge past `max_bytes`, UrlRefused, or httpx's errors (a non-2xx
-    answer is httpx.HTTPStatusError)."""
+) -> Iterator[Iterator[bytes]]:
+    """GET an https URL and yield its body as chunks, read as they are consumed, under the
+    deadline. Raises (at once, or while the chunks are read) ResponseTooLarge past
+    `max_bytes`, UrlRefused, or httpx's errors (a non-2xx answer is
+    httpx.HTTPStatusError)."""
     with open_url(
         url,
         headers={"Accept-Encoding": "identity"},  # the bytes as stored, no decoding bomb
@@ -415,10 +415,13 @@ def download(
         declared = int(response.headers.get("content-length") or 0)
         if declared > max_bytes:
             raise ResponseTooLarge(f"The response is {declared} bytes (limit {max_bytes}).")
-        size = 0
-        for chunk in response.iter_raw(chunk_size=256 * 1024):
-            size += len(chunk)
-            if size > max_bytes:
-                raise ResponseTooLarge(f"The response is over the limit of {max_bytes} bytes.")
-            destination.write(chunk)
-    return size
+        yield _capped(response.iter_raw(chunk_size=256 * 1024), max_bytes)
+
+
+def _capped(chunks: Iterator[bytes], max_bytes: int) -> Iterator[bytes]:
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise ResponseTooLarge(f"The response is over the limit of {max_bytes} bytes.")
+        yield chunk

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import logging
-import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from uuid import UUID
 
 import httpx
 from django.conf import settings
-from django.core.files import File
 from django.db.models import Q
 from django.utils import timezone
 
 from generations.models import Generation
 from generations.services.settlement import fail, succeed
-from veoproject import public_urls
+from veoproject import public_urls, storage
 from veoproject.backoff import backoff
 
 logger = logging.getLogger(__name__)
@@ -34,24 +34,24 @@ VIDEO_REFUSED_MESSAGE = (
 )
 
 
-def _download(url: str, destination) -> int:
-    """Stream fal's video to `destination`: https only, from `FAL_MEDIA_HOSTS` only, each
-    connection and redirect checked by the one public-address rule, under one deadline and
-    VIDEO_MAX_BYTES. Raises UrlRefused, ResponseTooLarge, or httpx's errors."""
+@contextmanager
+def _video_stream(url: str) -> Iterator[Iterable[bytes]]:
+    """fal's video as chunks read as they are stored: https only, from `FAL_MEDIA_HOSTS`
+    only, each connection and redirect checked by the one public-address rule, under one
+    deadline and VIDEO_MAX_BYTES. Raises UrlRefused, ResponseTooLarge, or httpx's errors."""
     from generations.simulated import SAMPLE_VIDEO, SIMULATED_VIDEO_URL
 
     if url == SIMULATED_VIDEO_URL and settings.FAL_SIMULATED:
-        data = SAMPLE_VIDEO.read_bytes()
-        destination.write(data)
-        return len(data)
-    return public_urls.download(
+        yield [SAMPLE_VIDEO.read_bytes()]
+        return
+    with public_urls.stream(
         url,
-        destination,
         max_bytes=settings.VIDEO_MAX_BYTES,
         deadline_seconds=VIDEO_COPY_DEADLINE_SECONDS,
         allowed_hosts=settings.FAL_MEDIA_HOSTS,
         max_redirects=VIDEO_COPY_MAX_REDIRECTS,
-    )
+    ) as chunks:
+        yield chunks
 
 
 def finish(*, generation_id: UUID) -> None:
@@ -68,11 +68,13 @@ def finish(*, generation_id: UUID) -> None:
         return
     generation = Generation.objects.get(pk=generation_id)
     try:
-        with tempfile.TemporaryFile() as buffer:
-            size = _download(generation.fal_video_url, buffer)
-            buffer.seek(0)
-            name = generation.video.storage.save(
-                generation.video.field.generate_filename(generation, "video.mp4"), File(buffer)
+        # Streamed from fal into storage (S3: a multipart upload), never whole in memory;
+        # a failed upload (StorageUnavailable, an OSError) is retried like a failed download.
+        with _video_stream(generation.fal_video_url) as chunks:
+            name, size = storage.save_stream(
+                generation.video.storage,
+                generation.video.field.generate_filename(generation, "video.mp4"),
+                chunks,
             )
     except public_urls.ResponseTooLarge as exc:
         logger.warning("event=video_too_large generation=%s reason=%r", generation.pk, str(exc))
