@@ -4,19 +4,30 @@ Every file goes out through `_media_response`, with headers that make it an imag
 video and nothing else, whatever bytes it holds: a type we set from what we stored (never
 from a client's filename), no sniffing, a sandboxing CSP (a browser that opens it as a
 page runs no script and has no origin), no caching on the way, and a filename of ours.
+Django streams it with byte ranges and validators (`veoproject/ranges.py`: players seek,
+and Safari plays no MP4 without Range), or, with `MEDIA_ACCEL=nginx`, leaves the bytes to
+nginx, or, with S3 storage (`STORAGE=s3`), redirects to a URL the bucket answers for a
+few minutes with the same type and filename; the access check is Django's in every mode.
 """
 
 from __future__ import annotations
 
+from urllib.parse import quote
 from uuid import UUID
 
+from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.utils import validate_file_name
 from django.db.models.fields.files import FieldFile
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
+from django.utils.http import content_disposition_header
 
 from accounts.models import User
 from generations import images
 from generations.models import Generation
+from veoproject import ranges, storage
 
 VIDEO_CONTENT_TYPE = "video/mp4"
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "video/mp4": "mp4"}
@@ -74,37 +85,89 @@ def _image_content_type(field: FieldFile) -> str:
     return content_type
 
 
-def _media_response(generation: Generation, field: FieldFile, content_type: str) -> FileResponse:
-    """The one way a stored file leaves: see the module docstring."""
-    response = FileResponse(
-        field.open("rb"),
+def _media_response(
+    request: HttpRequest, generation: Generation, field: FieldFile, content_type: str
+) -> HttpResponseBase:
+    """The one way a stored file leaves, after the caller's access check: see the module
+    docstring. The ways of sending the bytes part here: S3 storage redirects to a presigned
+    URL; `MEDIA_ACCEL=nginx` hands them to nginx; otherwise Django streams them."""
+    filename = f"{generation.pk}.{EXTENSIONS[content_type]}"
+    presigned = storage.presigned_url(
+        field.storage,
+        field.name or "",
         content_type=content_type,
-        filename=f"{generation.pk}.{EXTENSIONS[content_type]}",
+        filename=filename,
+        cache_control=MEDIA_HEADERS["Cache-Control"],
+        method="HEAD" if request.method == "HEAD" else "GET",
     )
+    if presigned is not None:
+        return _presigned_redirect(presigned)
+    if settings.MEDIA_ACCEL == "nginx":
+        return _accel_response(field, content_type=content_type, filename=filename)
+    try:
+        file = field.storage.open(field.name or "", "rb")
+    except FileNotFoundError:
+        raise Http404 from None  # its row outlived the file: gone, not a server error
+    return ranges.file_response(
+        request,
+        file,
+        content_type=content_type,
+        filename=filename,
+        headers=MEDIA_HEADERS,
+    )
+
+
+def _presigned_redirect(url: str) -> HttpResponseRedirect:
+    """302 to the bucket. The signature fixes the type, the disposition (inline, our
+    filename) and no-store on the bucket's answer; the bucket is another origin, so the
+    file never runs in ours. The redirect itself is private and never cached: its URL
+    expires, and belongs to this viewer."""
+    response = HttpResponseRedirect(url)
+    response["Referrer-Policy"] = "no-referrer"
     for header, value in MEDIA_HEADERS.items():
         response[header] = value
     return response
 
 
-def generation_video(request: HttpRequest, pk: UUID) -> FileResponse:
+def _accel_response(field: FieldFile, *, content_type: str, filename: str) -> HttpResponse:
+    """No body: nginx sends the file from its `internal` location (Range and validators
+    included) with these headers; the README's config passes the security ones on."""
+    name = field.name or ""
+    try:
+        validate_file_name(name, allow_relative_path=True)
+    except SuspiciousFileOperation:
+        raise Http404 from None  # never let a stored name point nginx outside the media
+    response = HttpResponse(content_type=content_type)
+    response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_PREFIX + quote(name, safe="/")
+    response["Content-Disposition"] = content_disposition_header(False, filename) or ""
+    for header, value in MEDIA_HEADERS.items():
+        response[header] = value
+    return response
+
+
+def generation_video(request: HttpRequest, pk: UUID) -> HttpResponseBase:
     generation = _visible_generation(request, pk)
     if not generation.video:
         raise Http404
-    return _media_response(generation, generation.video, VIDEO_CONTENT_TYPE)
+    return _media_response(request, generation, generation.video, VIDEO_CONTENT_TYPE)
 
 
-def generation_image(request: HttpRequest, pk: UUID) -> FileResponse:
+def generation_image(request: HttpRequest, pk: UUID) -> HttpResponseBase:
     generation = _visible_generation(request, pk)
     if not generation.image:
         raise Http404
-    return _media_response(generation, generation.image, _image_content_type(generation.image))
+    return _media_response(
+        request, generation, generation.image, _image_content_type(generation.image)
+    )
 
 
-def signed_image(request: HttpRequest, token: str) -> FileResponse:
+def signed_image(request: HttpRequest, token: str) -> HttpResponseBase:
     """An uploaded input image for fal, by a signed token that expires (no session)."""
     from generations.services import generation_for_signed_image
 
     generation = generation_for_signed_image(token)
     if generation is None or not generation.image or generation.is_final:
         raise Http404
-    return _media_response(generation, generation.image, _image_content_type(generation.image))
+    return _media_response(
+        request, generation, generation.image, _image_content_type(generation.image)
+    )
