@@ -71,7 +71,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -82,6 +82,7 @@ import fal_client.client as fal_client_module
 import httpx
 from django.conf import settings
 
+from veoproject import metrics
 from veoproject.exceptions import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -302,9 +303,27 @@ class FalGateway:
         finally:
             _local.call = None
 
+    @contextmanager
+    def _job_call(
+        self, what: str, *, http_error: Callable[[fal_client.FalClientHTTPError], FalError]
+    ) -> Iterator[None]:
+        """One call about a job fal already has (status, result, cancel), within the time
+        budget: asking again does no harm, so no answer in time or no connection is
+        FalRetryable; fal's HTTP errors become what `http_error` makes of them."""
+        with self._budget():
+            try:
+                yield
+            except fal_client.FalClientHTTPError as exc:
+                raise http_error(exc) from exc
+            except CallBudgetSpent as exc:
+                raise FalRetryable(f"fal {what} did not answer in time") from exc
+            except httpx.HTTPError as exc:
+                raise FalRetryable(f"fal {what} failed: {exc.__class__.__name__}") from exc
+
     def _handle(self, request_id: str) -> fal_client.SyncRequestHandle:
         return self._client.get_handle(self.endpoint, request_id)
 
+    @metrics.fal_call("submit")
     def submit(self, *, arguments: dict[str, Any], webhook_url: str | None = None) -> Submitted:
         with self._budget() as call:
             try:
@@ -339,18 +358,12 @@ class FalGateway:
                 ) from exc
         return Submitted(request_id=handle.request_id, attempts=max(call.sent["POST"], 1))
 
+    @metrics.fal_call("status")
     def status(self, *, request_id: str) -> JobStatus:
         """Where the job is. fal-client's ValueError (an unknown status value) and KeyError
         (a missing field) propagate: see "Who must act" above."""
-        with self._budget():
-            try:
-                status = self._handle(request_id).status(with_logs=True)
-            except fal_client.FalClientHTTPError as exc:
-                raise self._http_error(exc) from exc
-            except CallBudgetSpent as exc:
-                raise FalRetryable("fal status did not answer in time") from exc
-            except httpx.HTTPError as exc:
-                raise FalRetryable(f"fal status failed: {exc.__class__.__name__}") from exc
+        with self._job_call("status", http_error=self._http_error):
+            status = self._handle(request_id).status(with_logs=True)
         if isinstance(status, fal_client.Queued):
             return JobStatus(state="queued", queue_position=status.position)
         if not isinstance(status, fal_client.InProgress | fal_client.Completed):
@@ -363,19 +376,13 @@ class FalGateway:
             state="completed", logs=logs, error=status.error, error_type=status.error_type
         )
 
+    @metrics.fal_call("result")
     def result(self, *, request_id: str) -> JobResult:
         """The finished job's video; FalJobFailed when the model answered with an error or
         the result is gone. Call only after `status` said completed (fal_client's result()
         polls the status until then)."""
-        with self._budget():
-            try:
-                body = self._client.result(self.endpoint, request_id)
-            except fal_client.FalClientHTTPError as exc:
-                raise self._result_error(exc) from exc
-            except CallBudgetSpent as exc:
-                raise FalRetryable("fal result did not answer in time") from exc
-            except httpx.HTTPError as exc:
-                raise FalRetryable(f"fal result failed: {exc.__class__.__name__}") from exc
+        with self._job_call("result", http_error=self._result_error):
+            body = self._client.result(self.endpoint, request_id)
         if not isinstance(body, dict):
             raise ValueError(f"fal's result is a {type(body).__name__}, not an object")
         video = body.get("video") or {}
@@ -389,19 +396,17 @@ class FalGateway:
             file_size=video.get("file_size"),
         )
 
+    @metrics.fal_call("cancel")
     def cancel(self, *, request_id: str) -> None:
-        with self._budget():
+        with self._job_call("cancel", http_error=self._http_error):
             try:
                 self._handle(request_id).cancel()
             except fal_client.FalClientHTTPError as exc:
                 if exc.status_code in (400, 404):  # already completed, or unknown
                     return
-                raise self._http_error(exc) from exc
-            except CallBudgetSpent as exc:
-                raise FalRetryable("fal cancel did not answer in time") from exc
-            except httpx.HTTPError as exc:
-                raise FalRetryable(f"fal cancel failed: {exc.__class__.__name__}") from exc
+                raise
 
+    @metrics.fal_call("upload")
     def upload_image(
         self, *, data: bytes, content_type: str, file_name: str, expires_in: int
     ) -> str:

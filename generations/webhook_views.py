@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 
 from generations import services
 from generations.fal_webhooks import WebhookRejected, check_webhook_token, verify_webhook
+from veoproject import metrics
 from veoproject.exceptions import error_body
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def fal_webhook(request: HttpRequest) -> JsonResponse:
         logger.warning(
             "event=fal_webhook_rejected generation=%s reason=%r", generation_id, str(exc)
         )
+        metrics.webhook_rejected(reason=exc.code)
         return JsonResponse(error_body(exc.code, exc.public_message), status=401)
     logger.info(
         "event=fal_webhook generation=%s request=%s outcome=%s",
