@@ -14,11 +14,13 @@ from django import forms
 from django.conf import settings
 from django.http import QueryDict
 
+from generations.images import STORED_FORMATS
 from generations.models import AspectRatio, Resolution
 from generations.requests import DEFAULTS, choices
 from generations.validation import MIN_IMAGE_SIDE
 
-IMAGE_ACCEPT = "image/jpeg,image/png,image/webp"
+# What the file chooser offers: the formats the server accepts (generations/images.py).
+IMAGE_ACCEPT = ",".join(content_type for _, content_type in STORED_FORMATS.values())
 _KEY_RE = re.compile(r"^portal:[0-9a-f]{32}$")
 
 
@@ -99,6 +101,8 @@ class GenerationForm(OptionsForm):
         ),
     )
     idempotency_key = forms.CharField(required=False, widget=forms.HiddenInput)
+    # Try again: the earlier generation whose stored image is used when no other is given.
+    source = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
     field_order = [
         "image",
@@ -109,6 +113,7 @@ class GenerationForm(OptionsForm):
         "resolution",
         "generate_audio",
         "idempotency_key",
+        "source",
     ]
 
     def clean_idempotency_key(self) -> str | None:
@@ -120,7 +125,7 @@ class GenerationForm(OptionsForm):
         cleaned = self.cleaned_data
         image, image_url = cleaned.get("image"), cleaned.get("image_url")
         if "image_url" not in self.errors:
-            if not image and not image_url:
+            if not image and not image_url and not cleaned.get("source"):
                 self.add_error("image", "Choose an image, or give the URL of one.")
             elif image and image_url:
                 self.add_error("image_url", "Choose a file or give a URL, not both.")
@@ -139,6 +144,12 @@ class GenerationForm(OptionsForm):
         if data.get("image_url"):
             params["image_url"] = data["image_url"]
         return params
+
+    @property
+    def reuses_stored_image(self) -> bool:
+        """No image given, but an earlier generation's to use again (Try again)."""
+        data = self.cleaned_data
+        return bool(data.get("source")) and not data.get("image") and not data.get("image_url")
 
     def renew_key(self) -> None:
         """Give a re-rendered bound form a fresh key (its old one is spent)."""

@@ -311,24 +311,6 @@ class Generation(models.Model):
             cost=self.cost_credits,
         )
 
-    @property
-    def settlement_summary(self) -> str:
-        """The applied refund policy in plain words for the owner ("" when none applied)."""
-        action = self.settlement_policy.partition(":")[0]
-        charged = self.policy_charged_credits
-        if action == RefundPolicy.Action.REFUND or (action and not charged):
-            return f"Refunded · {self.cost_credits:,} credits returned"
-        if action == RefundPolicy.Action.CHARGE:
-            return f"Charged: fal billed this video · {charged:,} credits spent"
-        if action == RefundPolicy.Action.SHARE:
-            percent = self.settlement_policy.partition(":")[2]
-            returned = self.cost_credits - charged
-            return (
-                f"Charged {percent}%: fal billed this video · {charged:,} credits spent, "
-                f"{returned:,} returned"
-            )
-        return ""
-
 
 class CallbackAttempt(models.Model):
     """One POST of a finished generation to its integrator's callback_url."""

@@ -12,7 +12,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from generations import states
+from generations import states, wording
 from generations.models import Generation
 from generations.requests import GenerationRequestSerializer
 
@@ -107,9 +107,11 @@ class GenerationSerializer(serializers.ModelSerializer):
     def get_error(self, generation: Generation) -> dict | None:
         if not (generation.error_code or generation.error_message):
             return None
+        reason = wording.failure_reason(generation)
         return {
             "code": generation.error_code or "failed",
-            "message": generation.error_message or "The generation failed.",
+            # Plain words and advice; the upstream details stay with staff (the admin).
+            "message": str(reason) if reason else generation.error_message or "It failed.",
         }
 
     @extend_schema_field(ModerationSerializer)

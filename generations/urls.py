@@ -10,6 +10,7 @@ urlpatterns = [
     path("media/signed/<str:token>/", media.signed_image, name="generation-image-signed"),
     # Portal pages.
     path("", views.studio, name="studio"),
+    path("sample.mp4", views.landing_sample, name="landing-sample"),
     path("quote/", views.quote_preview, name="quote-preview"),
     path("videos/", views.generation_list, name="generation-list"),
     path("videos/<uuid:pk>/", views.generation_detail, name="generation-detail"),

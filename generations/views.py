@@ -1,25 +1,39 @@
-"""Portal pages for generations: the studio (create form with a live price), the gallery,
-a generation's page, its polling partial, cancel and the price preview."""
+"""Portal pages for generations: the landing page (anonymous `/`) and its sample video,
+the studio (create form with a live price, Try again), the gallery, a generation's page,
+its polling partial, cancel and the price preview."""
 
 from __future__ import annotations
 
+from typing import cast
 from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+    require_safe,
+)
 
 from accounts.models import LedgerEntry, User
 from accounts.selectors import credit_summary
 from generations import pricing, selectors, services
 from generations.forms import GenerationForm, QuoteForm, new_form_key
-from generations.models import Generation
+from generations.models import Duration, Generation
+from generations.requests import DEFAULTS
+from generations.services.retrying import accept_again, reusable_image_source
+from generations.simulated import SAMPLE_VIDEO  # the clip the simulated backend makes
+from generations.validation import image_rules
+from veoproject import ranges
 from veoproject.exceptions import (
     ApplicationError,
     IdempotencyKeyReused,
@@ -40,6 +54,7 @@ STATUS_FILTERS = {
 }
 # Service field names that the create form shows under another field.
 FIELD_ALIASES = {"image_file": "image"}
+SAMPLE_MAX_AGE = 24 * 3600
 
 
 def _own_generation(request: AuthenticatedHttpRequest, pk: UUID) -> Generation:
@@ -81,20 +96,89 @@ def _form_options(form: GenerationForm | QuoteForm) -> dict:
     return {name: form[name].initial for name in ("duration", "resolution", "generate_audio")}
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def studio(request: AuthenticatedHttpRequest) -> HttpResponse:
+def price_list() -> list[dict]:
+    """The landing page's price table: one row per resolution and audio choice with an
+    active price, one price per duration, each from `pricing.quote` (the one price rule)."""
+    rates = pricing.active_rates()
+    rows = []
+    for resolution in pricing.orderable_resolutions(rates=rates):
+        for audio in (True, False):
+            if (resolution, audio) not in rates:
+                continue
+            quotes = [
+                pricing.quote(
+                    duration=duration, resolution=resolution, generate_audio=audio, rates=rates
+                )
+                for duration in Duration.values
+            ]
+            rows.append({"resolution": resolution, "generate_audio": audio, "quotes": quotes})
+    return rows
+
+
+def _example_quote() -> pricing.Quote | None:
+    """The price of the studio's default video, for the landing page's headline."""
+    try:
+        return pricing.quote(
+            duration=DEFAULTS["duration"],
+            resolution=DEFAULTS["resolution"],
+            generate_audio=DEFAULTS["generate_audio"],
+        )
+    except ApplicationError:
+        return None
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def studio(request: HttpRequest) -> HttpResponse:
+    """`/`: the studio for a signed-in user; for anyone else the landing page (what the
+    studio does, the sample video, the prices, how to get credits, sign up / log in)."""
+    if request.user.is_authenticated:
+        return _studio(cast(AuthenticatedHttpRequest, request))
+    if request.method == "POST":
+        return redirect_to_login(request.get_full_path())
+    return render(
+        request,
+        "landing.html",
+        {
+            "price_rows": price_list(),
+            "durations": Duration.values,
+            "example": _example_quote(),
+            "signup_credits": settings.SIGNUP_CREDITS,
+        },
+    )
+
+
+@require_safe
+def landing_sample(request: HttpRequest) -> HttpResponseBase:
+    """The landing page's sample video, with byte ranges (players seek, Safari insists)."""
+    return ranges.file_response(
+        request,
+        SAMPLE_VIDEO.open("rb"),
+        content_type="video/mp4",
+        filename="sample.mp4",
+        headers={"Cache-Control": f"public, max-age={SAMPLE_MAX_AGE}"},
+    )
+
+
+def _studio(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The dashboard: the create form with its live price, and the latest videos."""
     if request.method == "POST":
         form = GenerationForm(request.POST, request.FILES)
         if form.is_valid():
             try:
-                result = services.accept(
-                    user=request.user,
-                    params=form.to_params(),
-                    image_file=form.cleaned_data.get("image"),
-                    idempotency_key=form.cleaned_data.get("idempotency_key"),
-                )
+                if form.reuses_stored_image:
+                    result = accept_again(
+                        user=request.user,
+                        source_id=form.cleaned_data["source"],
+                        params=form.to_params(),
+                        idempotency_key=form.cleaned_data.get("idempotency_key"),
+                    )
+                else:
+                    result = services.accept(
+                        user=request.user,
+                        params=form.to_params(),
+                        image_file=form.cleaned_data.get("image"),
+                        idempotency_key=form.cleaned_data.get("idempotency_key"),
+                    )
             except IdempotencyKeyReused:
                 form.renew_key()
                 form.add_error(
@@ -123,42 +207,56 @@ def studio(request: AuthenticatedHttpRequest) -> HttpResponse:
                     )
                 return redirect("generation-list")
         image_lost = bool(request.FILES.get("image"))
-        image_again = False
+        reused = _reused_image(request, form.data.get("source"))
     else:
-        initial = _prefill(request)
-        # An uploaded image is not reused: the user chooses it again.
-        image_again = bool(initial) and not initial.get("image_url")
+        initial, reused = _prefill(request)
         form = GenerationForm(initial={**initial, "idempotency_key": new_form_key()})
         image_lost = False
-    recent = selectors.generation_list(user=request.user)[:RECENT_ON_STUDIO]
+    recent = list(selectors.generation_list(user=request.user)[:RECENT_ON_STUDIO])
     return render(
         request,
         "generations/generation_form.html",
         {
             "form": form,
             "image_lost": bool(image_lost and form.errors),
-            "image_again": image_again,
+            "reused_image": reused,
             "recent": recent,
+            # Credits explained until the first video is made (then the badge says it all).
+            "first_time": not recent,
             "poll_seconds": POLL_SECONDS,
             "next_url": reverse("studio"),
             "image_max_mb": settings.IMAGE_MAX_BYTES // (1024 * 1024),
+            "image_rules": image_rules(),
             **price_context(user=request.user, options=_form_options(form)),
         },
     )
 
 
-def _prefill(request: AuthenticatedHttpRequest) -> dict:
-    """ "Make another like this": the settings of one of the user's generations."""
+def _reused_image(request: AuthenticatedHttpRequest, source_pk: str | None) -> Generation | None:
+    """The user's own earlier generation whose stored image Try again uses, if any."""
+    if not source_pk:
+        return None
+    try:
+        source_id = UUID(str(source_pk))
+    except ValueError:
+        return None
+    return reusable_image_source(user=request.user, source_id=source_id)
+
+
+def _prefill(request: AuthenticatedHttpRequest) -> tuple[dict, Generation | None]:
+    """Try again / "Make another like this": the settings of one of the user's own
+    generations, and the generation whose stored image is used again (None when it had
+    an image URL, which is prefilled instead)."""
     source_pk = request.GET.get("from")
     if not source_pk:
-        return {}
+        return {}, None
     try:
         source = Generation.objects.filter(owner=request.user, pk=UUID(source_pk)).first()
     except ValueError:
-        return {}
+        return {}, None
     if source is None or source.is_hidden:
-        return {}
-    return {
+        return {}, None
+    initial = {
         "prompt": source.prompt,
         "image_url": source.image_url,
         "aspect_ratio": source.aspect_ratio,
@@ -166,6 +264,10 @@ def _prefill(request: AuthenticatedHttpRequest) -> dict:
         "resolution": source.resolution,
         "generate_audio": source.generate_audio,
     }
+    reused = reusable_image_source(user=request.user, source_id=source.pk)
+    if reused is not None:
+        initial["source"] = reused.pk
+    return initial, reused
 
 
 @login_required

@@ -7,26 +7,88 @@
     else document.addEventListener("DOMContentLoaded", fn);
   }
 
-  // Image chooser: preview, size and shape hints, drag and drop.
+  // The server's image rules and their words (generations/validation.py), rendered into
+  // the page with json_script: the page refuses what the server would, before the upload.
+  function readRules(input) {
+    var script = input.dataset.rules && document.getElementById(input.dataset.rules);
+    if (!script) return null;
+    try { return JSON.parse(script.textContent); } catch (e) { return null; }
+  }
+
+  // What the server would say of this file's size, or "" if nothing.
+  function refusalOfSize(file, rules) {
+    if (file.size === 0) return rules.messages.empty;
+    if (file.size > rules.max_bytes) return rules.messages.too_large;
+    return "";
+  }
+
+  // Whether the file begins as one of the accepted formats does. Like the server, this
+  // looks at the content, never at the file's name or type.
+  function hasAcceptedSignature(bytes, rules) {
+    return rules.signatures.some(function (parts) {
+      return parts.every(function (part) {
+        var offset = part[0], hex = part[1];
+        for (var i = 0; i < hex.length / 2; i++) {
+          if (bytes[offset + i] !== parseInt(hex.substr(i * 2, 2), 16)) return false;
+        }
+        return true;
+      });
+    });
+  }
+
+  // What the server would say of an image of w x h pixels, or "" if nothing.
+  function refusalOfPixels(w, h, rules) {
+    if (w * h > rules.max_pixels) return rules.messages.too_many_pixels;
+    if (Math.min(w, h) < rules.min_side) {
+      return rules.messages.too_small.replace("{width}", w).replace("{height}", h);
+    }
+    return "";
+  }
+
+  // Image chooser: the rules checked before upload, preview, shape hints, drag and drop.
   function setupDropzone(zone) {
     var input = zone.querySelector('input[type="file"]');
     var preview = zone.querySelector("[data-preview]");
+    var reused = zone.querySelector("[data-reused]");
     var meta = zone.querySelector("[data-meta]");
     var hint = zone.querySelector("[data-hint]");
     if (!input || !preview) return;
+    var rules = readRules(input);
+    var refusal = input.dataset.refusal && document.getElementById(input.dataset.refusal);
     var objectUrl = null;
+
+    function showRefusal(message) {
+      if (!refusal) return;
+      refusal.textContent = message;
+      refusal.hidden = !message;
+      if (message) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    }
+
+    function reset() {
+      preview.hidden = true;
+      preview.removeAttribute("src");
+      if (reused) reused.hidden = false;
+      if (hint) hint.hidden = !!reused;
+      meta.textContent = "";
+      meta.classList.remove("is-warning");
+    }
+
+    // The file is not sent: the chooser is emptied and the reason shown beside it.
+    function refuse(message) {
+      input.value = "";
+      if (objectUrl) { URL.revokeObjectURL(objectUrl); objectUrl = null; }
+      reset();
+      showRefusal(message);
+    }
 
     function describe(img, file) {
       var w = img.naturalWidth, h = img.naturalHeight;
+      var refused = rules && refusalOfPixels(w, h, rules);
+      if (refused) { refuse(refused); return; }
       var ratio = w / h;
       var notes = [w + "×" + h, Math.round(file.size / 1024).toLocaleString() + " KB"];
       var warn = false;
-      var maxMb = parseInt(input.dataset.maxMb, 10);
-      if (maxMb && file.size > maxMb * 1024 * 1024) {
-        // The server refuses it unread (413); say so before the upload starts.
-        notes.push("larger than " + maxMb + " MB: choose a smaller image"); warn = true;
-      }
-      if (Math.min(w, h) < 720) { notes.push("below 720p: the video may look soft"); warn = true; }
       if (Math.abs(ratio - 16 / 9) > 0.02 && Math.abs(ratio - 9 / 16) > 0.02) {
         notes.push("not 16:9 or 9:16: it will be cropped"); warn = true;
       }
@@ -43,22 +105,35 @@
 
     function show() {
       var file = input.files && input.files[0];
-      if (objectUrl) URL.revokeObjectURL(objectUrl);
-      if (!file) {
-        preview.hidden = true;
-        if (hint) hint.hidden = false;
-        meta.textContent = "";
-        return;
-      }
+      if (objectUrl) { URL.revokeObjectURL(objectUrl); objectUrl = null; }
+      showRefusal("");
+      if (!file) { reset(); return; }
+      if (!rules) { showPreview(file, true); return; }
+      var refused = refusalOfSize(file, rules);
+      if (refused) { refuse(refused); return; }
+      file.slice(0, 16).arrayBuffer().then(function (buffer) {
+        if (input.files[0] !== file) return;  // another file was chosen meanwhile
+        showPreview(file, hasAcceptedSignature(new Uint8Array(buffer), rules));
+      });
+    }
+
+    // Show the file; one of another format is refused once the browser has read it (an
+    // image of another format, or no image at all: the server's two answers).
+    function showPreview(file, accepted) {
       objectUrl = URL.createObjectURL(file);
-      preview.onload = function () { describe(preview, file); };
+      preview.onload = function () {
+        if (!accepted) { refuse(rules.messages.wrong_format); return; }
+        describe(preview, file);
+      };
       preview.onerror = function () {
+        if (!accepted) { refuse(rules.messages.unreadable); return; }
         preview.hidden = true;
         meta.textContent = file.name + " · this file does not look like an image we can read";
         meta.classList.add("is-warning");
       };
       preview.src = objectUrl;
       preview.hidden = false;
+      if (reused) reused.hidden = true;
       if (hint) hint.hidden = true;
     }
 
@@ -72,6 +147,7 @@
     document.querySelectorAll('input[name="aspect_ratio"]').forEach(function (radio) {
       radio.addEventListener("click", function () { zone.dataset.ratioTouched = "1"; });
     });
+    if (reused && hint) hint.hidden = true;
     if (input.files && input.files.length) show();
   }
 

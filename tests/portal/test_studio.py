@@ -24,7 +24,7 @@ def form_key(response) -> str:
 
 @pytest.mark.parametrize(
     "name",
-    ["studio", "generation-list", "credits", "tokens", "quote-preview", "password_change"],
+    ["generation-list", "credits", "tokens", "quote-preview", "password_change"],
 )
 def test_pages_need_a_login(client, name):
     response = client.get(reverse(name))
@@ -268,9 +268,10 @@ def test_make_another_like_this_prefills_from_an_own_generation_only(logged_in, 
     assert logged_in.get(reverse("studio"), {"from": "not-a-uuid"}).status_code == 200
 
 
-def test_make_another_like_an_uploaded_image_asks_for_the_image_again(logged_in, user):
+def test_make_another_like_an_uploaded_image_reuses_the_stored_image(logged_in, user):
     logged_in.post(reverse("studio"), {**FORM, "image_url": "", "image": jpeg_upload()})
     source = Generation.objects.get(owner=user)
     page = logged_in.get(reverse("studio"), {"from": str(source.pk)}).content.decode()
     assert FORM["prompt"] in page
-    assert "Choose the starting image again." in page
+    assert f'name="source" value="{source.pk}"' in page
+    assert reverse("generation-image", args=[source.pk]) in page
