@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,6 +48,7 @@ INSTALLED_APPS = [
     "axes",
     "accounts",
     "generations",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -105,9 +108,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    # No psycopg pool: qcluster forks its workers (django-q2 trap); health checks instead.
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # DATABASE_POOL=N (N > 0): the web processes keep a psycopg pool of up to N connections
+    # and no per-request health-check query. Never in qcluster: it forks its workers, which
+    # breaks a pool (django-q2 trap), so there persistent connections + health checks.
+    DATABASE_POOL = 0 if "qcluster" in sys.argv else env.int("DATABASE_POOL", default=0)
+    if DATABASE_POOL > 0:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": min(2, DATABASE_POOL),
+            "max_size": DATABASE_POOL,
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        }
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django requires it with a pool
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -122,6 +137,8 @@ if REDIS_URL:
             "OPTIONS": {"CLIENT_CLASS": "django_redis.client.DefaultClient"},
         }
     }
+    # Sessions read from Redis, written through to the database (they survive a flush).
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     # Shared by web and worker processes (throttles, django-q2 stats); LocMem is per process.
     CACHES = {
@@ -187,7 +204,8 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses attempts while locked out
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend plus login by email address (allauth, below).
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each counted on its own
 AXES_FAILURE_LIMIT = "accounts.limits.login_failure_limit"
@@ -199,11 +217,107 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # keep guessing at others).
 AXES_RESET_ON_SUCCESS = False
 AXES_CLIENT_IP_CALLABLE = "accounts.limits.client_address"
+# One account, one count, whether it logs in by username (portal, admin) or by email.
+AXES_USERNAME_CALLABLE = "accounts.limits.login_username"
 AXES_LOCKOUT_CALLABLE = "accounts.views.login_locked_out"
 # Failures are kept (and shown in the admin); successful logins are not, as that table
 # would only grow.
 AXES_DISABLE_ACCESS_LOG = True
 AXES_VERBOSE = False  # no banner at every start; lockouts log event=login_locked_out
+
+# --- Accounts (django-allauth) ----------------------------------------------------------
+# Signup, login, logout, passwords, email verification, social login and TOTP at /accounts/
+# (README "Accounts"). The rules of our own live in accounts/adapters.py: signup credits
+# only for a verified address, once per address in any letter case.
+INSTALLED_APPS += [
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.google",
+    "allauth.mfa",
+]
+# After AuthenticationMiddleware (allauth's login stages need the user); the staff
+# two-factor gate after it, before axes (which stays last).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "allauth.account.middleware.AccountMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "accounts.middleware.StaffMFAMiddleware"
+)
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+ACCOUNT_FORMS = {
+    "login": "accounts.forms.LoginForm",
+    "signup": "accounts.forms.SignupForm",
+    "reset_password": "accounts.forms.PasswordResetForm",
+    "reset_password_from_key": "accounts.forms.PasswordResetKeyForm",
+    "change_password": "accounts.forms.PasswordChangeForm",
+}
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+# mandatory: no login (and no signup credits) before the address is confirmed; optional:
+# login at once, credits once confirmed; none: credits at signup (closed installations).
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mandatory").lower()
+if ACCOUNT_EMAIL_VERIFICATION not in ("mandatory", "optional", "none"):
+    raise ImproperlyConfigured("ACCOUNT_EMAIL_VERIFICATION must be mandatory, optional or none.")
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False  # a link preview or a mail scanner confirms nothing
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+# A reset asked for an address without an account sends nothing (not even "no account
+# here"): the page answers the same either way, and nobody's inbox is ours to fill.
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = ""  # our subjects name the site (templates/account/email/)
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
+ACCOUNT_LOGOUT_REDIRECT_URL = LOGOUT_REDIRECT_URL
+
+
+def _allauth_rate(rate: str, per: str) -> str:
+    """Our rates ("5/hour", "20/min") in allauth's spelling ("5/h/ip"); empty stays empty."""
+    count, _, period = rate.strip().partition("/")
+    if not count:
+        return ""
+    unit = period.strip().lower()[:1]
+    if unit not in ("s", "m", "h", "d"):
+        raise ImproperlyConfigured(f"Bad rate {rate!r}: write it as e.g. 5/hour.")
+    return f"{int(count)}/{unit}/{per}"
+
+
+# allauth's limits answer with our 429 page (accounts.views.rate_limited). Failed logins
+# are counted by django-axes, which decides (one count for the portal and the admin, a
+# fixed pause: "Abuse limits" above); allauth's own count of failures per address and per
+# login name is a backstop at twice those numbers, so it never cuts axes's pause short or
+# stretches it. Reset emails per target address are limited silently by accounts.limits
+# (the page must answer as for any address); allauth limits the client.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": (
+        f"{2 * LOGIN_ADDRESS_FAILURE_LIMIT}/{LOGIN_LOCKOUT_MINUTES}m/ip,"
+        f"{2 * LOGIN_FAILURE_LIMIT}/{LOGIN_LOCKOUT_MINUTES}m/key"
+    ),
+    "login": "30/m/ip",
+    "signup": _allauth_rate(SIGNUP_RATE, "ip"),
+    "reset_password": _allauth_rate(PASSWORD_RESET_CLIENT_RATE, "ip"),
+    "reset_password_from_key": "20/m/ip",
+    # A new confirmation email to one address at most every 3 minutes.
+    "confirm_email": "1/3m/key",
+}
+# Social login: a provider is offered (a button on the login and signup pages) only when
+# its client id and secret are set; configured here, no database row needed.
+SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
+for _provider, _scope in (("google", ["profile", "email"]), ("github", ["user:email"])):
+    _client_id = env.str(f"{_provider.upper()}_CLIENT_ID", default="")
+    _secret = env.str(f"{_provider.upper()}_CLIENT_SECRET", default="")
+    if _client_id and _secret:
+        SOCIALACCOUNT_PROVIDERS[_provider] = {
+            "APPS": [{"client_id": _client_id, "secret": _secret, "key": ""}],
+            "SCOPE": _scope,
+        }
+SOCIALACCOUNT_LOGIN_ON_GET = False  # the button POSTs (no login CSRF through a link)
+# Two-factor: TOTP apps plus recovery codes. STAFF_REQUIRE_MFA: staff without TOTP are sent
+# to set it up before the admin opens (accounts.middleware.StaffMFAMiddleware).
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Veo Studio"
+STAFF_REQUIRE_MFA = env.bool("STAFF_REQUIRE_MFA", default=False)
 
 # --- I18N -------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -228,6 +342,38 @@ STORAGES = {
         )
     },
 }
+
+# --- Storage ----------------------------------------------------------------------------
+# STORAGE=s3: uploaded images and copied videos in a private bucket (django-storages over
+# boto3; AWS, Cloudflare R2, MinIO: AWS_S3_ENDPOINT_URL), under django-storages' own
+# setting names. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are read from the environment
+# by django-storages (unset: boto3's chain, e.g. an instance role). Objects get no ACL (the
+# bucket's private default); downloads redirect to URLs signed for AWS_QUERYSTRING_EXPIRE
+# seconds, after Django's access check (generations/media.py, veoproject/storage.py).
+STORAGE = env.str("STORAGE", default="local").strip().lower()
+if STORAGE not in ("local", "s3"):
+    raise ImproperlyConfigured("STORAGE is local (MEDIA_ROOT, the default) or s3.")
+# Where the portal's <video> and <img> follow those redirects (the CSP below allows them).
+MEDIA_STORAGE_ORIGINS: list[str] = []
+if STORAGE == "s3":
+    from veoproject.storage import bucket_origins, client_config, transfer_config
+
+    AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
+    if not AWS_STORAGE_BUCKET_NAME:
+        raise ImproperlyConfigured("STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME.")
+    AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="") or None
+    AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="") or None
+    # MinIO and some others want path-style URLs (`path`); unset, boto3 chooses.
+    AWS_S3_ADDRESSING_STYLE = env.str("AWS_S3_ADDRESSING_STYLE", default="") or None
+    AWS_DEFAULT_ACL = None  # never public-read: the bucket's policy decides, private
+    AWS_QUERYSTRING_AUTH = True
+    AWS_QUERYSTRING_EXPIRE = env.int("AWS_QUERYSTRING_EXPIRE", default=300)
+    AWS_S3_FILE_OVERWRITE = True  # our names are unique (the generation's id): no HEAD first
+    AWS_S3_CLIENT_CONFIG = client_config(addressing_style=AWS_S3_ADDRESSING_STYLE)
+    AWS_S3_TRANSFER_CONFIG = transfer_config()
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage"}
+    MEDIA_STORAGE_ORIGINS = bucket_origins(AWS_S3_ENDPOINT_URL)
+
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 26_214_400
 # First: no byte of an upload past IMAGE_MAX_BYTES reaches memory or disk.
@@ -236,6 +382,15 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
+
+# Media serving (generations/media.py). Django always checks access; by default it then
+# streams the file itself (with HTTP Range, ETag, Last-Modified). MEDIA_ACCEL=nginx hands
+# the bytes to nginx with X-Accel-Redirect to MEDIA_ACCEL_PREFIX + the stored name, an
+# `internal` location aliased to MEDIA_ROOT (README, "Serving videos with nginx").
+MEDIA_ACCEL = env.str("MEDIA_ACCEL", default="").strip().lower()
+if MEDIA_ACCEL not in ("", "nginx"):
+    raise ImproperlyConfigured("MEDIA_ACCEL is either empty (Django serves media) or nginx.")
+MEDIA_ACCEL_PREFIX = f"/{env.str('MEDIA_ACCEL_PREFIX', default='protected-media').strip('/')}/"
 
 # --- Security (manage.py check --deploy is clean when DEBUG is off) ---------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
@@ -260,8 +415,8 @@ CONTENT_SECURITY_POLICY = {
         "script-src": [csp.SELF, csp.NONCE],
         "style-src": [csp.SELF, csp.NONCE],
         "style-src-attr": [csp.UNSAFE_INLINE],
-        "img-src": [csp.SELF, "data:", "blob:", "https:"],
-        "media-src": [csp.SELF],
+        "img-src": [csp.SELF, "data:", "blob:", "https:", *MEDIA_STORAGE_ORIGINS],
+        "media-src": [csp.SELF, *MEDIA_STORAGE_ORIGINS],
         "font-src": [csp.SELF],
         "connect-src": [csp.SELF],
         "manifest-src": [csp.SELF],
@@ -273,11 +428,52 @@ CONTENT_SECURITY_POLICY = {
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# --- Email (README "Emails") --------------------------------------------------------------
+# EMAIL_URL sets the backend and the SMTP server in one variable (smtp://user:pass@host:587/
+# ?tls=True, smtp+ssl://host:465, consolemail://, filemail:////abs/path); a separate
+# variable, when also set, overrides its part. Without either: the console with DEBUG on,
+# SMTP on localhost:25 otherwise. Links in emails start with PUBLIC_BASE_URL.
+_email_url = env.str("EMAIL_URL", default="").strip()
+_email = environ.Env.email_url_config(_email_url) if _email_url else {}
+_email_options = {**_email.get("OPTIONS", {})}
+
+
+def _email_url_flag(name: str) -> bool:
+    """`?tls=True` / `?ssl=1` of EMAIL_URL (django-environ keeps these as strings), or
+    what its scheme says (smtps, smtp+tls, smtp+ssl)."""
+    raw = _email_options.pop(name, _email.get(f"EMAIL_USE_{name}", False))
+    return str(raw).strip().lower() in ("1", "true", "yes", "on")
+
+
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
-    default="django.core.mail.backends.console.EmailBackend"
-    if DEBUG
-    else "django.core.mail.backends.smtp.EmailBackend",
+    default=_email.get("EMAIL_BACKEND")
+    or (
+        "django.core.mail.backends.console.EmailBackend"
+        if DEBUG
+        else "django.core.mail.backends.smtp.EmailBackend"
+    ),
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default=_email.get("EMAIL_HOST") or "localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=_email.get("EMAIL_PORT") or 25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default=_email.get("EMAIL_HOST_USER") or "")
+EMAIL_HOST_PASSWORD = env.str(
+    "EMAIL_HOST_PASSWORD", default=_email.get("EMAIL_HOST_PASSWORD") or ""
+)
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=_email_url_flag("TLS"))
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=_email_url_flag("SSL"))
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("Set EMAIL_USE_TLS (STARTTLS, port 587) or EMAIL_USE_SSL, not both.")
+if _email_options:
+    raise ImproperlyConfigured(
+        f"EMAIL_URL: unknown option(s) {', '.join(sorted(_email_options))}; "
+        "it takes tls and ssl."
+    )
+# A whole SMTP conversation stays well within a task's timeout (Q_CLUSTER["timeout"]).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+# The file backend's folder (EMAIL_BACKEND=django.core.mail.backends.filebased.EmailBackend).
+EMAIL_FILE_PATH = env.str(
+    "EMAIL_FILE_PATH", default=_email.get("EMAIL_FILE_PATH") or str(DATA_DIR / "emails")
 )
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="veo@localhost")
 
@@ -356,6 +552,17 @@ CALLBACKS_PER_USER = env.int("CALLBACKS_PER_USER", default=1)
 # /api/schema/ and /api/docs/ for anonymous visitors (a public API documents itself).
 API_DOCS_PUBLIC = env.bool("API_DOCS_PUBLIC", default=True)
 
+# --- Payments (Stripe) ----------------------------------------------------------------------
+# Credit packs are sold through Stripe Checkout only when a secret key is set; credits are
+# granted from Stripe's signed webhook (/webhooks/stripe/), verified with the endpoint's
+# signing secret. STRIPE_API_BASE points the client elsewhere (tests, staging fakes).
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
+# Stripe's own default: a delivery signed longer ago than this is refused (replays).
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = 300
+STRIPE_HTTP_TIMEOUT = env.float("STRIPE_HTTP_TIMEOUT", default=20.0)
+
 # --- REST framework -----------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -395,14 +602,51 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- Metrics, logs and errors (README "Metrics and alerts") --------------------------------
+# /metrics (veoproject/metrics/) is served only with `Authorization: Bearer <METRICS_TOKEN>`
+# or to a client in METRICS_ALLOW (addresses or networks, comma-separated; the client is
+# accounts.limits.client_address, so behind proxies set TRUSTED_PROXY_COUNT); neither set:
+# 404. With PROMETHEUS_MULTIPROC_DIR (prometheus-client's own variable: an empty directory
+# that every gunicorn and qcluster process shares) a scrape adds up all processes' counters.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOW = [entry.strip() for entry in env.list("METRICS_ALLOW", default=[]) if entry.strip()]
+for _entry in METRICS_ALLOW:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOW: {_entry!r} is no address or network.") from None
+# First: times every request, also those another middleware answers.
+MIDDLEWARE.insert(0, "veoproject.metrics.RequestMetricsMiddleware")
+# Scrapers talk to the app server directly, like load balancers to /healthz.
+SECURE_REDIRECT_EXEMPT += [r"^metrics$"]
+# LOG_FORMAT=json: one JSON object per line, the key=value pairs of the message as fields
+# (veoproject/logging.py); text (the default): the line as written.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").strip().lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT is text (the default) or json.")
+# Errors and unhandled exceptions to Sentry when set (sentry-sdk's Django integration; its
+# own SENTRY_ENVIRONMENT and SENTRY_RELEASE variables apply). Unset: nothing is initialised.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+if SENTRY_DSN:
+    from veoproject.logging import init_sentry
+
+    init_sentry(dsn=SENTRY_DSN, traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
+
 # --- Logging: one line per event, key=value, to stdout ------------------------------------
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "line": {"format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"},
+        "json": {"()": "veoproject.logging.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "line",
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
