@@ -6,15 +6,18 @@ API token cannot mint, list or revoke tokens, so a leaked token cannot entrench 
 
 from __future__ import annotations
 
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import tokens
+from accounts import ledger_export, tokens
 from accounts.models import ApiToken, LedgerEntry
 from accounts.selectors import credit_summary
 from accounts.serializers import (
@@ -113,21 +116,75 @@ class WebhookSecretRotateView(APIView):
         return Response(WebhookSecretSerializer({"webhook_secret": secret}).data)
 
 
+class LedgerCsvRenderer(BaseRenderer):
+    """Lets `?format=csv` (or `Accept: text/csv`) through content negotiation; the view
+    answers it with the streamed download (accounts.ledger_export), never with this."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        raise NotImplementedError("LedgerListView streams its CSV itself.")
+
+
 @extend_schema(
     tags=["account"],
-    summary="Your credit ledger, newest first",
+    summary="Your credit ledger, newest first; all of it as CSV with ?format=csv",
     description="Every movement of your credits: grants, top-ups, holds for generations, "
-    "captures (spent), releases (given back), refunds and corrections.",
-    responses={200: LedgerEntrySerializer(many=True), **error_responses(401, 404, 429)},
+    "captures (spent), releases (given back), refunds and corrections.\n\n"
+    "With `?format=csv` (or `Accept: text/csv`) the answer is a download of all your "
+    "entries, oldest first and not paginated, streamed as it is read: columns "
+    f"`{', '.join(ledger_export.COLUMNS)}` (date in ISO 8601, amount signed, reason as "
+    "on your credits page). Text that a spreadsheet would take for a formula starts "
+    "with an apostrophe.",
+    parameters=[
+        OpenApiParameter(
+            "format",
+            str,
+            enum=["json", "csv"],
+            required=False,
+            description="`csv`: the whole ledger as a CSV download instead of JSON pages.",
+        )
+    ],
+    responses={
+        (200, "application/json"): OpenApiResponse(
+            LedgerEntrySerializer(many=True),
+            description="A page of entries, newest first; or, with `?format=csv`, all of "
+            "them as a CSV download (`Content-Disposition: attachment`).",
+        ),
+        (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR),
+        # Errors keep the one JSON shape, also to a CSV request.
+        **{
+            (code, "application/json"): response
+            for code, response in error_responses(401, 404, 429).items()
+        },
+    },
 )
 class LedgerListView(generics.ListAPIView):
     request: AuthenticatedRequest
     serializer_class = LedgerEntrySerializer
     pagination_class = NewestFirstPagination
     throttle_classes = [ApiReadThrottle]
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, LedgerCsvRenderer]
 
     def get_queryset(self):
         return LedgerEntry.objects.filter(account__user_id=self.request.user.pk)
+
+    # A CSV request is answered with Django's StreamingHttpResponse, not a DRF Response.
+    def list(self, request: AuthenticatedRequest, *args, **kwargs) -> HttpResponseBase:  # type: ignore[override]
+        if isinstance(request.accepted_renderer, LedgerCsvRenderer):
+            return ledger_export.csv_response(user=request.user)
+        return super().list(request, *args, **kwargs)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # An error (401, 429 ...) to a CSV request keeps our one JSON error shape.
+        if isinstance(response, Response) and isinstance(
+            getattr(request, "accepted_renderer", None), LedgerCsvRenderer
+        ):
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class TokenListCreateView(generics.GenericAPIView):

@@ -9,14 +9,14 @@ import logging
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django.views.generic import RedirectView
 
-from accounts import ledger, limits, tokens
+from accounts import ledger, ledger_export, limits, selectors, tokens
 from accounts.forms import TokenCreateForm
 from accounts.models import ApiToken, LedgerEntry
 from accounts.payments import selectors as payment_selectors
@@ -116,8 +116,15 @@ def credits(request: AuthenticatedHttpRequest) -> HttpResponse:
             "packs": payment_selectors.offered_packs(),
             "receipts": payment_selectors.receipts(user=request.user),
             "credits_owed": ledger.credits_owed(user=request.user),
+            "spending": selectors.spent_per_day(user=request.user),
         },
     )
+
+
+@login_required
+def ledger_csv(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
+    """All of the user's ledger as a CSV download (accounts.ledger_export)."""
+    return ledger_export.csv_response(user=request.user)
 
 
 @login_required

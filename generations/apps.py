@@ -6,5 +6,7 @@ class GenerationsConfig(AppConfig):
     verbose_name = "Generations"
 
     def ready(self) -> None:
-        from generations import schedules  # noqa: F401
+        from generations import leases, schedules  # noqa: F401
+
+        leases.connect_sweep_watchdog()  # every qcluster worker restarts a dead sweep chain
         from veoproject import checks  # noqa: F401

@@ -12,7 +12,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from generations import states, wording
+from generations import estimates, states, wording
 from generations.models import Generation
 from generations.requests import GenerationRequestSerializer
 
@@ -45,8 +45,20 @@ class ModerationSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_null=True)
 
 
+class GenerationListSerializer(serializers.ListSerializer):
+    """A page of generations: their estimates are read once for the whole page."""
+
+    def to_representation(self, data):
+        generations = list(data.all() if hasattr(data, "all") else data)
+        self.child.page_estimates = estimates.for_generations(generations)  # type: ignore[union-attr]
+        return super().to_representation(generations)
+
+
 class GenerationSerializer(serializers.ModelSerializer):
     """A generation as the API and callbacks show it."""
+
+    # Set by GenerationListSerializer for a page; a single generation reads its own.
+    page_estimates: dict | None = None
 
     status = serializers.SerializerMethodField()
     image_url = serializers.SerializerMethodField()
@@ -55,9 +67,14 @@ class GenerationSerializer(serializers.ModelSerializer):
     moderation = serializers.SerializerMethodField()
     queue_position = serializers.SerializerMethodField()
     callback_url = serializers.SerializerMethodField()
+    estimated_ready_at = serializers.SerializerMethodField(
+        help_text="When the video will probably be ready, from how long similar videos took "
+        "lately and the work ahead of it; null once it is final."
+    )
 
     class Meta:
         model = Generation
+        list_serializer_class = GenerationListSerializer
         fields = [
             "id",
             "status",
@@ -73,6 +90,7 @@ class GenerationSerializer(serializers.ModelSerializer):
             "moderation",
             "callback_url",
             "queue_position",
+            "estimated_ready_at",
             "created_at",
             "started_at",
             "completed_at",
@@ -134,6 +152,15 @@ class GenerationSerializer(serializers.ModelSerializer):
         if not generation.is_queued:
             return None
         return generation.fal_queue_position
+
+    @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
+    def get_estimated_ready_at(self, generation: Generation) -> str | None:
+        if self.page_estimates is not None:
+            estimate = self.page_estimates.get(generation.pk)
+            ready_at = estimate.ready_at if estimate else None
+        else:
+            ready_at = estimates.estimated_ready_at(generation)
+        return serializers.DateTimeField().to_representation(ready_at) if ready_at else None
 
 
 class QuoteSerializer(serializers.Serializer):

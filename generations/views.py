@@ -26,7 +26,7 @@ from django.views.decorators.http import (
 
 from accounts.models import LedgerEntry, User
 from accounts.selectors import credit_summary
-from generations import pricing, selectors, services
+from generations import estimates, pricing, selectors, services
 from generations.forms import GenerationForm, QuoteForm, new_form_key
 from generations.models import Duration, Generation
 from generations.requests import DEFAULTS
@@ -212,7 +212,7 @@ def _studio(request: AuthenticatedHttpRequest) -> HttpResponse:
         initial, reused = _prefill(request)
         form = GenerationForm(initial={**initial, "idempotency_key": new_form_key()})
         image_lost = False
-    recent = list(selectors.generation_list(user=request.user)[:RECENT_ON_STUDIO])
+    recent = estimates.attach(selectors.generation_list(user=request.user)[:RECENT_ON_STUDIO])
     return render(
         request,
         "generations/generation_form.html",
@@ -311,7 +311,7 @@ def generation_list(request: AuthenticatedHttpRequest) -> HttpResponse:
         "generations/generation_list.html",
         {
             "page": page,
-            "generations": page.object_list,
+            "generations": estimates.attach(page.object_list),
             "status_filter": status_filter,
             "status_filters": [(key, label) for key, (label, _) in STATUS_FILTERS.items()],
             "poll_seconds": POLL_SECONDS,
@@ -323,6 +323,7 @@ def generation_list(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_GET
 def generation_detail(request: AuthenticatedHttpRequest, pk: UUID) -> HttpResponse:
     generation = _own_generation(request, pk)
+    estimates.attach([generation])
     entries = LedgerEntry.objects.filter(generation=generation).order_by("created_at", "id")
     return render(
         request,
@@ -346,6 +347,7 @@ def generation_status_partial(request: AuthenticatedHttpRequest, pk: UUID) -> Ht
     trigger, so polling stops; on the generation page it reloads the page once, to show
     the video and the ledger entries."""
     generation = _own_generation(request, pk)
+    estimates.attach([generation])
     context = {
         "generation": generation,
         "poll_seconds": POLL_SECONDS,

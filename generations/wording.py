@@ -1,5 +1,5 @@
 """What a person reads about a video that was not made: one plain reason and one sentence
-of advice per failure code, and what it cost them.
+of advice per failure code, and what it cost them; and when one in progress will be ready.
 
 The portal's cards and pages, and the API's `error.message`, read these; the failure codes
 themselves (`Generation.error_code`, the API's `error.code`) are unchanged. No vendor name,
@@ -11,8 +11,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from generations.models import Generation
+from generations.validation import MIN_IMAGE_SIDE
+
+if TYPE_CHECKING:
+    from generations.estimates import Estimate
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,12 @@ FAILURE_REASONS: dict[str, Reason] = {
     "invalid_input": Reason(
         "The video could not be made from this image and prompt.",
         "Use another image or change the prompt, then try again.",
+    ),
+    "invalid_image_url": Reason(
+        "The image at the link you gave could not be used: it could not be downloaded, "
+        f"or it is not a JPEG, PNG or WebP image of at least {MIN_IMAGE_SIDE} pixels on its "
+        "shorter side.",
+        "Use another image, then try again.",
     ),
     "content_policy": Reason(
         "The prompt or the image was refused by the content rules.",
@@ -89,3 +101,17 @@ def ledger_note(reason: str) -> str:
     generation's page says both in words, so they are left out; words staff wrote (a
     refund's reason) stay."""
     return "" if _CODE.fullmatch(reason.partition(":")[0]) else reason
+
+
+def ready_in(estimate: Estimate, *, now: datetime | None = None) -> str:
+    """When an in-flight video will be ready, in words (`generations.estimates`): "usually
+    ready in about 2 minutes" while it is waiting its usual turn, "ready in about 3
+    minutes" once it is sent or has work ahead of it."""
+    if estimate.overdue:
+        return "taking longer than usual, almost there"
+    seconds = estimate.seconds_left(now)
+    if seconds < 45:
+        return "almost ready"
+    minutes = max(1, int(seconds / 60 + 0.5))
+    about = "about a minute" if minutes == 1 else f"about {minutes} minutes"
+    return f"usually ready in {about}" if estimate.usual else f"ready in {about}"

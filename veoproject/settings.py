@@ -169,6 +169,10 @@ Q_CLUSTER = {
     "max_rss": 400_000,
     "label": "Background tasks",
 }
+# A worker submitting a generation, copying its video or running the sweep chain holds a
+# lease this long and renews it every quarter of it while it works (generations/leases.py):
+# a SIGKILLed worker's work is taken over by the next sweep within about this long.
+WORKER_LEASE_SECONDS = max(env.int("WORKER_LEASE_SECONDS", default=20), 4)
 if REDIS_URL:
     Q_CLUSTER["django_redis"] = "default"
 else:
@@ -536,9 +540,18 @@ FAL_STORAGE_REST_URL = env.str("FAL_STORAGE_REST_URL", default="").rstrip("/")
 FAL_STORAGE_CDN_URL = env.str("FAL_STORAGE_CDN_URL", default="").rstrip("/")
 # A generation with no final answer after this long is reconciled and failed.
 GENERATION_DEADLINE_SECONDS = env.int("GENERATION_DEADLINE_SECONDS", default=30 * 60)
+# How long a video usually takes from being sent to being ready, when no similar video has
+# finished lately (generations/estimates.py learns it from the recent ones otherwise).
+GENERATION_TYPICAL_SECONDS = env.int("GENERATION_TYPICAL_SECONDS", default=120)
 VIDEO_MAX_BYTES = env.int("VIDEO_MAX_BYTES", default=200 * 1024 * 1024)
 IMAGE_MAX_BYTES = env.int("IMAGE_MAX_BYTES", default=10 * 1024 * 1024)
 IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=40_000_000)
+# A request's `image_url` is fetched and checked by the worker before the submit (public
+# address, size, decodes, minimum size: generations/services/submission.py), within this
+# many seconds. Off only where workers cannot reach the internet but fal can (fal then
+# fetches the URL unchecked), and in the unit tests, whose URLs do not exist.
+IMAGE_URL_CHECK = env.bool("IMAGE_URL_CHECK", default=True)
+IMAGE_URL_TIMEOUT_SECONDS = env.float("IMAGE_URL_TIMEOUT_SECONDS", default=20.0)
 PROMPT_MAX_CHARS = 2500
 # Fetches and callbacks to loopback/private/reserved addresses are refused unless this is
 # on (tests and closed networks). One rule for all: veoproject/public_urls.py.

@@ -28,6 +28,9 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 # veoproject.settings instead.
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 PRIVATE_URLS_ALLOWED = True
+# Test requests name images on hosts that do not exist (images.example.com): the worker's
+# fetch of `image_url` is tested on its own (tests/generations/test_image_url_check.py).
+IMAGE_URL_CHECK = False
 # The fake fal serves its videos from 127.0.0.1 (in-process and standalone).
 FAL_MEDIA_HOSTS = [*FAL_MEDIA_HOSTS, "127.0.0.1", "localhost"]
 STORAGES = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from uuid import UUID
 
 import httpx
@@ -13,6 +12,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from generations import leases
 from generations.models import Generation
 from generations.services.settlement import fail, succeed
 from veoproject import public_urls, storage
@@ -21,7 +21,6 @@ from veoproject.backoff import backoff
 logger = logging.getLogger(__name__)
 
 
-FINISH_LEASE = timedelta(seconds=120)  # one worker downloads the video at a time
 MAX_FINISH_FAILURES = 5
 
 
@@ -56,13 +55,17 @@ def _video_stream(url: str) -> Iterator[Iterable[bytes]]:
 
 def finish(*, generation_id: UUID) -> None:
     """Copy the finished video into our storage, then succeed and capture. One worker at a
-    time (a lease); a failed copy is retried by the sweep without charging again."""
+    time: a lease renewed by a heartbeat while the copy lasts, so a slow copy is never
+    taken over and a dead worker's is, by the sweep, once its lease lapsed (`leases`). A
+    failed copy is retried by the sweep without charging again."""
     now = timezone.now()
+    held_until = leases.generation_lease_expiry()
     claimed = (
         Generation.objects.filter(pk=generation_id, status__in=Generation.IN_FLIGHT)
         .exclude(fal_video_url="")
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(lease_until=now + FINISH_LEASE)
+        # Due again as soon as the lease lapses (a dead worker), not after the dispatch grace.
+        .update(lease_until=held_until, next_poll_at=None)
     )
     if not claimed:
         return
@@ -70,7 +73,10 @@ def finish(*, generation_id: UUID) -> None:
     try:
         # Streamed from fal into storage (S3: a multipart upload), never whole in memory;
         # a failed upload (StorageUnavailable, an OSError) is retried like a failed download.
-        with _video_stream(generation.fal_video_url) as chunks:
+        with (
+            leases.generation_heartbeat(generation.pk, held_until, work="finish"),
+            _video_stream(generation.fal_video_url) as chunks,
+        ):
             name, size = storage.save_stream(
                 generation.video.storage,
                 generation.video.field.generate_filename(generation, "video.mp4"),

@@ -9,15 +9,18 @@ from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
+import httpx
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
-from generations import states
+from generations import leases, states
 from generations.costs import fal_cost_usd
 from generations.dispatch import enqueue
 from generations.fal import (
@@ -33,15 +36,14 @@ from generations.fal_webhooks import webhook_token
 from generations.models import Generation
 from generations.services import account
 from generations.services.settlement import fail, fail_for_fal
-from generations.validation import ALLOWED_IMAGE_FORMATS
-from veoproject import storage
+from generations.validation import ALLOWED_IMAGE_FORMATS, check_image_file
+from veoproject import public_urls, storage
 from veoproject.backoff import backoff
 
 logger = logging.getLogger(__name__)
 
 Status = Generation.Status
 
-SUBMIT_LEASE = timedelta(seconds=120)  # above the fal client's worst case for one submit
 UNKNOWN_OUTCOME_GRACE = timedelta(seconds=60)  # before a submit with no answer is retried
 MAX_SUBMIT_ATTEMPTS = 6
 SIGNED_IMAGE_MAX_AGE = 2 * 3600
@@ -52,6 +54,11 @@ FAL_IMAGE_GRACE = timedelta(hours=1)
 # bounds (not a submit attempt; the generation's deadline still ends the wait).
 STORAGE_RETRY_MIN = timedelta(seconds=2)
 STORAGE_RETRY_MAX = timedelta(minutes=2)
+# A user's image URL the worker could not fetch for a reason that may pass (a timeout, a 5xx, a
+# refused connection) is tried this many times, with the submit's backoff, then failed.
+IMAGE_URL_ATTEMPTS = 3
+IMAGE_URL_MAX_REDIRECTS = 3
+IMAGE_URL_FAILED = "invalid_image_url"  # the failure code (generations/wording.py)
 # How long a surplus job's id is remembered: fal may deliver its webhook until the job
 # ends (at most the generation's deadline) and retries a delivery for 2 hours.
 WEBHOOK_RETRY_WINDOW = timedelta(hours=2)
@@ -111,29 +118,92 @@ def _stored_image(generation: Generation) -> tuple[bytes, str, str]:
     return data, Image.MIME[image_format], f"input.{ALLOWED_IMAGE_FORMATS[image_format]}"
 
 
+class ImageUrlProblem(Exception):
+    """The user's `image_url` gave no usable image. `reason`, our own words, is recorded on
+    the generation (the owner reads its code's words, `generations.wording`); `retryable`:
+    it may pass (a timeout, a 5xx, a refused connection), so the fetch is tried again."""
+
+    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+def _fetched_image(generation: Generation) -> tuple[bytes, str, str]:
+    """The user's `image_url` fetched through the one SSRF rule (https, public addresses,
+    each redirect re-checked, one deadline, the upload size cap), then held to the upload
+    rule (`validation.check_image_file`: format, pixels, minimum size). Returns the bytes,
+    their content type and a file name (from the format Pillow read). Raises
+    ImageUrlProblem."""
+    url = generation.image_url
+    try:
+        with public_urls.stream(
+            url,
+            max_bytes=settings.IMAGE_MAX_BYTES,
+            deadline_seconds=settings.IMAGE_URL_TIMEOUT_SECONDS,
+            max_redirects=IMAGE_URL_MAX_REDIRECTS,
+        ) as chunks:
+            data = b"".join(chunks)
+    except public_urls.UrlRefused as exc:
+        raise ImageUrlProblem(str(exc), retryable=exc.retryable) from None
+    except public_urls.ResponseTooLarge:
+        limit = settings.IMAGE_MAX_BYTES // (1024 * 1024)
+        raise ImageUrlProblem(f"The image is too large (at most {limit} MB).") from None
+    except httpx.HTTPStatusError as exc:
+        status = exc.response.status_code
+        retryable = status in (408, 425, 429) or status >= 500
+        raise ImageUrlProblem(
+            f"The image URL answered HTTP {status}.", retryable=retryable
+        ) from None
+    except httpx.TimeoutException:
+        seconds = settings.IMAGE_URL_TIMEOUT_SECONDS
+        raise ImageUrlProblem(
+            f"The image URL did not answer in time ({seconds:g} s).", retryable=True
+        ) from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # refused, reset, TLS, bad answer
+        raise ImageUrlProblem(
+            f"The image URL could not be reached ({exc.__class__.__name__}).", retryable=True
+        ) from None
+    try:
+        extension = check_image_file(SimpleUploadedFile("image", data))
+    except ValidationError as exc:
+        raise ImageUrlProblem(" ".join(exc.messages)) from None
+    image_format = next(name for name, ext in ALLOWED_IMAGE_FORMATS.items() if ext == extension)
+    return data, Image.MIME[image_format], f"input.{extension}"
+
+
 def _fal_image_cache_key(generation: Generation) -> str:
     return f"generations:fal-image:{generation.pk}"
 
 
 def _image_for_fal(generation: Generation) -> str:
-    """The URL fal fetches the input from. A user's URL goes as given (fal fetches it).
+    """The URL fal fetches the input from.
 
-    An upload goes to fal's own storage, once per generation: its URL is cached until the
+    A user's URL is fetched and checked first (`_fetched_image`, unless IMAGE_URL_CHECK is
+    off, when it goes as given): a broken link fails here, before anything reaches fal,
+    and the bytes we checked go to fal's storage like an upload, so fal renders the very
+    image we checked (not what the URL serves later, nor a URL fal may fail to reach).
+
+    An image goes to fal's own storage once per generation: its URL is cached until the
     generation's deadline, in the cache the web and workers share, so a resubmit from any
-    worker reuses it (a lost entry only costs one more upload). fal deletes the file an
-    hour after that deadline. When fal's storage is unavailable, our own copy stands in: a
+    worker reuses it (a lost entry only costs one more upload, or fetch). fal deletes the
+    file an hour after that deadline. When fal's storage is unavailable, a user's URL goes
+    as given (checked, fal fetches it); for an upload our own copy stands in: a
     presigned URL of the bucket with S3 storage, else a signed URL to our view if the site
     is public (PUBLIC_BASE_URL); otherwise
     FalStorageUnavailable, and the submit waits for storage with a growing delay, without
     counting an attempt (`submit`).
     """
-    if generation.image_url:
+    if generation.image_url and not settings.IMAGE_URL_CHECK:
         return generation.image_url
     key = _fal_image_cache_key(generation)
     cached = cache.get(key)
     if cached:
         return cached
-    data, content_type, file_name = _stored_image(generation)
+    if generation.image_url:
+        data, content_type, file_name = _fetched_image(generation)
+    else:
+        data, content_type, file_name = _stored_image(generation)
     deadline = generation.deadline_at or timezone.now() + timedelta(
         seconds=settings.GENERATION_DEADLINE_SECONDS
     )
@@ -146,6 +216,13 @@ def _image_for_fal(generation: Generation) -> str:
             expires_in=useful_for + int(FAL_IMAGE_GRACE.total_seconds()),
         )
     except FalStorageUnavailable as exc:
+        if generation.image_url:
+            logger.warning(
+                "event=fal_upload_failed generation=%s fallback=image_url reason=%s",
+                generation.pk,
+                exc,
+            )
+            return generation.image_url  # checked above; fal fetches it itself
         # With S3 the bucket itself serves a presigned URL (no public site needed).
         presigned = storage.presigned_url(
             generation.image.storage,
@@ -267,11 +344,12 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
     claimable = Q(status=Status.PENDING) | Q(
         status=Status.SUBMITTING, lease_until__lt=now, fal_request_id=""
     )
+    held_until = leases.generation_lease_expiry()  # renewed while fal is being asked
     claimed = states.transition(
         generation_id,
         to=Status.SUBMITTING,
         where=claimable & Q(fal_video_url=""),
-        lease_until=now + SUBMIT_LEASE,
+        lease_until=held_until,
         attempts=F("attempts") + 1,
         next_poll_at=None,
     )
@@ -292,9 +370,10 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
             generation.fal_submit_count,
         )
     try:
-        submitted = get_gateway().submit(
-            arguments=fal_arguments(generation), webhook_url=fal_webhook_url(generation)
-        )
+        with leases.generation_heartbeat(generation.pk, held_until, work="submit"):
+            submitted = get_gateway().submit(
+                arguments=fal_arguments(generation), webhook_url=fal_webhook_url(generation)
+            )
     except FalStorageUnavailable as exc:
         # fal's storage, not this generation nor fal's queue: nothing was sent, and the
         # try is not counted (an outage must not use up its attempts). The deadline still
@@ -325,6 +404,9 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
         )
         logger.warning("event=fal_submit_unknown generation=%s reason=%s", generation.pk, exc)
         enqueue("sweep")
+        return
+    except ImageUrlProblem as exc:
+        _image_url_failed(generation, exc)
         return
     except FalAccountProblem as exc:
         # Our account, not this generation: it waits, its hold kept, this try not counted.
@@ -384,6 +466,27 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
     if probe:
         account.resume_dispatch()  # fal takes work again
     enqueue("sweep")
+
+
+def _image_url_failed(generation: Generation, problem: ImageUrlProblem) -> None:
+    """The user's image URL gave no usable image and nothing reached fal. A retryable one
+    is tried again with the submit's backoff, IMAGE_URL_ATTEMPTS times in all; any other
+    fails the generation at once, its hold released."""
+    if problem.retryable and generation.attempts < IMAGE_URL_ATTEMPTS:
+        _back_to_pending(
+            generation,
+            next_poll_at=timezone.now() + backoff(generation.attempts, first=2, cap=120),
+        )
+        logger.info(
+            "event=image_url_retry generation=%s attempt=%s reason=%s",
+            generation.pk,
+            generation.attempts,
+            problem,
+        )
+        enqueue("sweep")  # the sweep submits it again when the backoff is over
+        return
+    logger.info("event=image_url_refused generation=%s reason=%s", generation.pk, problem)
+    fail(generation_id=generation.pk, code=IMAGE_URL_FAILED, message=problem.reason)
 
 
 def cancel_on_fal(*, request_id: str) -> None:

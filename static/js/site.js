@@ -208,6 +208,118 @@
     });
   }
 
+  // Honest waits: a video that finishes while the tab is hidden counts in the page's title
+  // ("(2) My videos · Veo Studio", reset when the tab is seen again) and, if the user said
+  // yes to the "Notify me" button, raises a notification. Cards and the status panel carry
+  // data-status and data-url; htmx swaps them as they change (generations/views.py).
+  var waits = { inFlight: {}, ready: 0, title: "", reloadWhenVisible: false };
+  var FINAL = ["succeeded", "failed", "canceled"];
+
+  function isFinal(status) { return FINAL.indexOf(status) !== -1; }
+
+  function canNotify() { return "Notification" in window; }
+
+  function watch(el) {
+    var url = el.dataset.url;
+    if (url && el.dataset.status && !isFinal(el.dataset.status)) waits.inFlight[url] = true;
+  }
+
+  function showReadyCount() {
+    document.title = waits.ready ? "(" + waits.ready + ") " + waits.title : waits.title;
+  }
+
+  function notify(el) {
+    if (!canNotify() || Notification.permission !== "granted") return;
+    var ready = el.dataset.status === "succeeded";
+    var note = new Notification(ready ? "Your video is ready" : "A video could not be made", {
+      body: el.dataset.prompt || "", tag: el.dataset.url
+    });
+    note.onclick = function () { window.focus(); window.location.href = el.dataset.url; note.close(); };
+  }
+
+  // `el` (a card or the status panel, maybe parsed from a response) has just turned final.
+  function finished(el) {
+    var url = el.dataset.url;
+    if (!url || !waits.inFlight[url] || !isFinal(el.dataset.status)) return;
+    delete waits.inFlight[url];
+    if (!document.hidden || el.dataset.status === "canceled") return;
+    if (el.dataset.status === "succeeded") { waits.ready += 1; showReadyCount(); }
+    notify(el);
+  }
+
+  // The opt-in: permission is asked only when this button is clicked.
+  function offerNotifications() {
+    if (!canNotify() || Notification.permission !== "default") return;
+    if (!Object.keys(waits.inFlight).length || document.querySelector("[data-notify-opt-in]")) return;
+    var slot = document.querySelector("[data-notify-slot]");
+    if (!slot) {
+      var card = document.querySelector('[data-testid="card"][hx-get]');
+      var list = card && card.closest("ul, ol");
+      if (!list) return;
+      slot = document.createElement("p");
+      slot.className = "notify-opt-in";
+      list.parentNode.insertBefore(slot, list);
+    }
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "button button--secondary button--small";
+    button.dataset.notifyOptIn = "";
+    button.textContent = "Notify me when videos are ready";
+    button.addEventListener("click", function () {
+      var answeredOnce = false;
+      function answered(permission) {  // older browsers call back, newer ones resolve
+        if (answeredOnce) return;
+        answeredOnce = true;
+        var note = document.createElement("span");
+        note.className = "muted";
+        note.setAttribute("role", "status");
+        note.textContent = permission === "granted"
+          ? "You will be notified when a video is ready."
+          : "Notifications are off for this site in your browser.";
+        button.replaceWith(note);
+      }
+      var asked = Notification.requestPermission(answered);
+      if (asked && asked.then) asked.then(answered);
+    });
+    slot.appendChild(button);
+  }
+
+  function setupWaits() {
+    waits.title = document.title;
+    document.querySelectorAll("[data-status][data-url]").forEach(watch);
+    offerNotifications();
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden) return;
+      waits.ready = 0;
+      showReadyCount();
+      if (waits.reloadWhenVisible) window.location.reload();
+    });
+    // A swapped card or panel: a new one in flight is watched, one that turned final counts.
+    document.addEventListener("htmx:load", function (event) {
+      var el = event.target;
+      if (!el.dataset || !el.dataset.url || !el.dataset.status) return;
+      if (isFinal(el.dataset.status)) finished(el);
+      else watch(el);
+    });
+    // The generation page reloads once its video is final (HX-Refresh). While the tab is
+    // hidden the reload waits until it is seen again, so the count stays in the title.
+    document.addEventListener("htmx:beforeOnLoad", function (event) {
+      var xhr = event.detail.xhr;
+      if (!xhr || xhr.getResponseHeader("HX-Refresh") !== "true") return;
+      var fresh = new DOMParser().parseFromString(xhr.responseText, "text/html")
+        .querySelector("[data-status][data-url]");
+      if (fresh) finished(fresh);
+      if (document.hidden) {
+        waits.reloadWhenVisible = true;
+        event.preventDefault();
+      }
+    });
+    // No more polls for what is known to be final while the page waits to be seen.
+    document.addEventListener("htmx:beforeRequest", function (event) {
+      if (waits.reloadWhenVisible) event.preventDefault();
+    });
+  }
+
   function init(root) {
     root.querySelectorAll("[data-dropzone]").forEach(setupDropzone);
     root.querySelectorAll("textarea[data-counter]").forEach(setupCounter);
@@ -216,7 +328,7 @@
     root.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
   }
 
-  onReady(function () { init(document); });
+  onReady(function () { init(document); setupWaits(); });
   // Coming back with the browser's back button: submit buttons work again.
   window.addEventListener("pageshow", function (event) {
     if (!event.persisted) return;

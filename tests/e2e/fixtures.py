@@ -117,6 +117,8 @@ def start_worker(
             # The fake fal and the test's receivers live on 127.0.0.1.
             "FAL_MEDIA_HOSTS": "127.0.0.1,localhost",
             "PRIVATE_URLS_ALLOWED": "1",
+            # Requests name images on hosts that do not exist (images.example.com).
+            "IMAGE_URL_CHECK": "0",
         }
         env.pop("FAL_KEY", None)
         if fal is not None:

@@ -43,9 +43,11 @@ REPLAY_BUDGET = 2  # validation (the price options), the earlier generation by i
 # Bearer token (with its user), the page; the portal adds session, user and the count,
 # and whether dispatch to fal is paused (one read per page: the "videos are delayed"
 # banner and the cards' "delayed" share it).
-API_GENERATION_LIST_BUDGET = 3
+API_GENERATION_LIST_BUDGET = (
+    4  # +1: the estimates read recent render times once per kind (cached 60 s)
+)
 API_LEDGER_LIST_BUDGET = 3
-PORTAL_GENERATION_LIST_BUDGET = 6
+PORTAL_GENERATION_LIST_BUDGET = 7  # +1: the same estimates query
 # The due query, the in-flight count, the next due time; per generation polled: the
 # conditional UPDATE from queued to running, then (already running) the one that records
 # logs and the next poll time.

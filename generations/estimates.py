@@ -1,0 +1,198 @@
+"""When an in-flight video will probably be ready: the API's `estimated_ready_at` and the
+portal's "ready in about N minutes".
+
+The time a video takes is learned, not promised: the median time from being sent to
+being ready of the last `RECENT_SAMPLES` videos of the same kind (model, duration,
+resolution, audio) that succeeded in the last `RECENT_DAYS` days; with none,
+`settings.GENERATION_TYPICAL_SECONDS`. Then:
+
+- a video not sent yet is ready that long from now, plus one such time per wave of work
+  ahead of it: our in-flight videos accepted before it, `FAL_MAX_CONCURRENCY` at a time
+  (with no limit, nothing of ours waits for a slot);
+- a video in the video service's line is ready that long after it was sent, plus one such
+  time per wave of the jobs ahead of it in that line (its queue position);
+- a rendering video is ready that long after it was sent.
+
+An estimate already past is not left in the past: it becomes `MIN_LEFT` from now and is
+marked overdue (the portal says it is taking longer than usual). A final video has none.
+
+Cost: one query per kind of video on a page, cached `CACHE_SECONDS` under one key per
+kind, and one count for a page's videos not sent yet, only while a concurrency limit
+applies. Read through `for_generations` (a page) or `attach` (cards).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from generations.models import Generation
+
+RECENT_SAMPLES = 50
+RECENT_DAYS = 7
+CACHE_SECONDS = 60
+MIN_LEFT = timedelta(seconds=15)
+
+
+@dataclass(frozen=True)
+class Typical:
+    """How long a kind of video usually takes from being sent to being ready."""
+
+    seconds: float
+    samples: int  # how many recent videos it is the median of; 0 for the setting
+
+
+@dataclass(frozen=True)
+class Estimate:
+    ready_at: datetime
+    typical: Typical
+    waves: int  # rounds of work ahead of it (see the module's docstring)
+    sent: bool  # handed to the video service already
+    overdue: bool  # it should have been ready by now
+
+    @property
+    def usual(self) -> bool:
+        """Not sent and nothing ahead: the estimate is just the usual time."""
+        return not self.sent and not self.waves and not self.overdue
+
+    def seconds_left(self, now: datetime | None = None) -> float:
+        return max(0.0, (self.ready_at - (now or timezone.now())).total_seconds())
+
+    @property
+    def words(self) -> str:
+        """In plain words, as the cards say it (`generations.wording.ready_in`)."""
+        from generations import wording
+
+        return wording.ready_in(self)
+
+
+def _cache_key(*, endpoint: str, duration: str, resolution: str, generate_audio: bool) -> str:
+    return f"generations:typical:{endpoint}:{duration}:{resolution}:{int(generate_audio)}"
+
+
+def typical_time(*, endpoint: str, duration: str, resolution: str, generate_audio: bool) -> Typical:
+    """The median time from sent to ready of recent successes of this kind (one query,
+    then cached), or the setting when there are none."""
+    key = _cache_key(
+        endpoint=endpoint, duration=duration, resolution=resolution, generate_audio=generate_audio
+    )
+    cached = cache.get(key)
+    if isinstance(cached, Typical):
+        return cached
+    rows = (
+        Generation.objects.filter(
+            status=Generation.Status.SUCCEEDED,
+            endpoint=endpoint,
+            duration=duration,
+            resolution=resolution,
+            generate_audio=generate_audio,
+            submitted_at__isnull=False,
+            completed_at__gte=timezone.now() - timedelta(days=RECENT_DAYS),
+        )
+        .order_by("-completed_at")
+        .values_list("submitted_at", "completed_at")[:RECENT_SAMPLES]
+    )
+    durations = [(done - sent).total_seconds() for sent, done in rows if done >= sent]
+    if durations:
+        typical = Typical(seconds=statistics.median(durations), samples=len(durations))
+    else:
+        typical = Typical(seconds=float(settings.GENERATION_TYPICAL_SECONDS), samples=0)
+    cache.set(key, typical, CACHE_SECONDS)
+    return typical
+
+
+def _slots() -> int:
+    """How many of our videos the video service renders at once; 0 = no limit of ours."""
+    return max(0, int(getattr(settings, "FAL_MAX_CONCURRENCY", 0) or 0))
+
+
+def _ours_ahead(waiting: list[Generation]) -> dict[UUID, int]:
+    """For each video not sent yet: our in-flight videos accepted before it (one query)."""
+    if not waiting:
+        return {}
+    counts = Generation.objects.in_flight().aggregate(
+        **{
+            f"ahead_{index}": Count("pk", filter=Q(created_at__lt=generation.created_at))
+            for index, generation in enumerate(waiting)
+        }
+    )
+    return {g.pk: counts[f"ahead_{index}"] or 0 for index, g in enumerate(waiting)}
+
+
+def for_generations(
+    generations: Iterable[Generation], *, now: datetime | None = None
+) -> dict[UUID, Estimate]:
+    """The estimate of each in-flight generation among `generations`, by id (final ones
+    have none)."""
+    in_flight = [g for g in generations if not g.is_final]
+    if not in_flight:
+        return {}
+    now = now or timezone.now()
+    slots = _slots()
+    ahead = _ours_ahead([g for g in in_flight if g.is_pending]) if slots else {}
+    typicals: dict[tuple[str, str, str, bool], Typical] = {}
+    estimates = {}
+    for generation in in_flight:
+        kind = (
+            generation.endpoint,
+            generation.duration,
+            generation.resolution,
+            generation.generate_audio,
+        )
+        if kind not in typicals:
+            typicals[kind] = typical_time(
+                endpoint=kind[0], duration=kind[1], resolution=kind[2], generate_audio=kind[3]
+            )
+        estimates[generation.pk] = _estimate(
+            generation,
+            typical=typicals[kind],
+            ahead=ahead.get(generation.pk, 0),
+            slots=slots,
+            now=now,
+        )
+    return estimates
+
+
+def _estimate(
+    generation: Generation, *, typical: Typical, ahead: int, slots: int, now: datetime
+) -> Estimate:
+    usual = timedelta(seconds=typical.seconds)
+    sent = not generation.is_pending
+    if not sent:
+        waves = ahead // slots if slots else 0
+        ready_at = now + usual * (1 + waves)
+    else:
+        sent_at = generation.submitted_at or generation.started_at or generation.created_at
+        position = generation.fal_queue_position if generation.is_queued else None
+        waves = (position or 0) // (slots or 1)
+        ready_at = sent_at + usual
+        if waves:  # the jobs ahead in the line start their turn from now at the earliest
+            ready_at = max(ready_at, now) + usual * waves
+    overdue = ready_at < now
+    if overdue:
+        ready_at = now + MIN_LEFT
+    return Estimate(ready_at=ready_at, typical=typical, waves=waves, sent=sent, overdue=overdue)
+
+
+def estimated_ready_at(generation: Generation) -> datetime | None:
+    """When one generation will probably be ready; None once it is final."""
+    estimate = for_generations([generation]).get(generation.pk)
+    return estimate.ready_at if estimate else None
+
+
+def attach(generations: Iterable[Generation]) -> list[Generation]:
+    """The generations, each in flight with its `estimate` set for the templates (the
+    cards, the status panel); final ones get None."""
+    generations = list(generations)
+    estimates = for_generations(generations)
+    for generation in generations:
+        generation.estimate = estimates.get(generation.pk)  # type: ignore[attr-defined]
+    return generations
