@@ -55,8 +55,9 @@ enforced by an httpx request hook on our `SyncClient`, without patching fal-clie
 
 Worst cases: one call about 16 s; a submit task one call (plus the image upload, bounded
 at 2 x FAL_HTTP_TIMEOUT by `upload_image`): under 50 s, with its lease renewed by
-heartbeat meanwhile (generations/leases.py). A look at one generation (`services.following`) is a status and, once completed, a result: about
-33 s. The sweep starts no new look once its pass has run `SWEEP_PASS_BUDGET_SECONDS`
+heartbeat meanwhile (generations/leases.py). A look at one generation
+(`services.following`) is a status and, once completed, a result: about 33 s. The sweep
+starts no new look once its pass has run `SWEEP_PASS_BUDGET_SECONDS`
 (`services.sweeping`, 20 s; the rest stay due for the next pass), so a pass ends within
 about 55 s, plus the chain's pause of at most 5 s: well under 90 s. A body trickled byte by
 byte within each read timeout is the one case per-phase timeouts cannot bound;

@@ -106,8 +106,7 @@ class StorageError(ApplicationError):
     code = "storage_unavailable"
     http_status = status.HTTP_503_SERVICE_UNAVAILABLE
     default_message = (
-        "We could not store your image just now. Nothing was charged; please try again "
-        "in a minute."
+        "We could not store your image just now. Nothing was charged; please try again in a minute."
     )
 
 

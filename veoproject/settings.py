@@ -470,8 +470,7 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured("Set EMAIL_USE_TLS (STARTTLS, port 587) or EMAIL_USE_SSL, not both.")
 if _email_options:
     raise ImproperlyConfigured(
-        f"EMAIL_URL: unknown option(s) {', '.join(sorted(_email_options))}; "
-        "it takes tls and ssl."
+        f"EMAIL_URL: unknown option(s) {', '.join(sorted(_email_options))}; it takes tls and ssl."
     )
 # A whole SMTP conversation stays well within a task's timeout (Q_CLUSTER["timeout"]).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
