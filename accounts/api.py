@@ -12,7 +12,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
-from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer, JSONRenderer
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -116,16 +116,14 @@ class WebhookSecretRotateView(APIView):
         return Response(WebhookSecretSerializer({"webhook_secret": secret}).data)
 
 
-class LedgerCsvRenderer(BaseRenderer):
-    """Lets `?format=csv` (or `Accept: text/csv`) through content negotiation; the view
-    answers it with the streamed download (accounts.ledger_export), never with this."""
+class LedgerCsvRenderer(JSONRenderer):
+    """Lets `?format=csv` (or `Accept: text/csv`) through content negotiation. The view
+    answers a CSV request with the streamed download (accounts.ledger_export) and an error
+    with JSON (finalize_response), so this renders no body of its own: anything else that
+    reaches it comes out as JSON, never as a 500."""
 
     media_type = "text/csv"
     format = "csv"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        raise NotImplementedError("LedgerListView streams its CSV itself.")
 
 
 @extend_schema(

@@ -53,9 +53,9 @@ class LedgerError(ApplicationError):
 
 def _apply(
     *, user_id: int, amount: int, reserved_change: int, needed: int, unless_owed: bool = False
-) -> tuple[int, int, int] | None:
+) -> tuple[int, int, int, int] | None:
     """Move the cached numbers in one round trip (UPDATE ... RETURNING, which PostgreSQL
-    and SQLite >= 3.35 both speak): (account id, balance, reserved) afterwards, or None
+    and SQLite >= 3.35 both speak): (account id, balance, reserved, owed) afterwards, or None
     if `needed` more credits are not available (or, with `unless_owed`, credits are owed).
     The UPDATE takes the row lock and re-checks its condition, so concurrent movements
     never overdraw."""
@@ -76,7 +76,7 @@ def _apply(
     if unless_owed:
         sql += " AND owed = 0"
     with connection.cursor() as cursor:
-        cursor.execute(sql + " RETURNING id, balance, reserved", params)
+        cursor.execute(sql + " RETURNING id, balance, reserved, owed", params)
         return cursor.fetchone()
 
 
@@ -121,8 +121,8 @@ def _post(
                 if unless_owed and account.owed > 0:
                     raise CreditsOwed(owed=account.owed)
                 raise InsufficientCredits(required=needed, available=account.available)
-            account_id, balance, reserved = applied
-            return LedgerEntry.objects.create(
+            account_id, balance, reserved, owed = applied
+            entry = LedgerEntry.objects.create(
                 account_id=account_id,
                 kind=kind,
                 amount=amount,
@@ -135,6 +135,11 @@ def _post(
                 reason=reason[:500],
                 idempotency_key=idempotency_key,
             )
+            if owed and amount - reserved_change > 0:
+                # Credits came in (a grant, a release, a refund) while some are owed after
+                # a refunded or disputed purchase: they pay that debt first.
+                _pay_debt(user_id=user_id, key=idempotency_key)
+            return entry
     except IntegrityError:
         if not savepoint and transaction.get_connection().in_atomic_block:
             raise
@@ -163,22 +168,19 @@ def grant(
     idempotency_key: str | None = None,
 ) -> LedgerEntry:
     """Add credits (a grant, a top-up, a voucher). Credits owed on the account (see
-    `take_back`) are paid from them first, in the same transaction."""
+    `take_back`) are paid from them first, in the same transaction (`_post`)."""
     if kind not in (Kind.GRANT, Kind.TOPUP):
         raise LedgerError("Only grants and top-ups add credits this way.")
-    with transaction.atomic():
-        entry = _post(
-            user_id=user.pk,
-            kind=kind,
-            amount=_positive(amount),
-            reserved_change=0,
-            idempotency_key=idempotency_key or f"{kind}:{uuid.uuid4()}",
-            voucher=voucher,
-            actor=actor,
-            reason=reason,
-        )
-        _pay_debt(user_id=user.pk, key=entry.idempotency_key)
-    return entry
+    return _post(
+        user_id=user.pk,
+        kind=kind,
+        amount=_positive(amount),
+        reserved_change=0,
+        idempotency_key=idempotency_key or f"{kind}:{uuid.uuid4()}",
+        voucher=voucher,
+        actor=actor,
+        reason=reason,
+    )
 
 
 def adjust(
@@ -356,11 +358,8 @@ def take_back(*, user: User, credits: int, reason: str, idempotency_key: str) ->
 
 def _pay_debt(*, user_id: int, key: str) -> LedgerEntry | None:
     """Pay what the account owes from its available credits, once per `key` (the entry
-    that brought the credits in). Runs inside the caller's transaction, which already
-    holds the account row (its UPDATE took the lock)."""
-    owing = CreditAccount.objects.filter(user_id=user_id, owed__gt=0).exists()
-    if not owing:
-        return None
+    that brought the credits in). Called by `_post` inside its transaction, whose UPDATE
+    already holds the account row."""
     account = _lock_account(user_id)
     pay = min(account.owed, account.available)
     debt_key = f"debt:{key}"

@@ -148,9 +148,12 @@ def save_stream(storage: Storage, name: str, chunks: Iterable[bytes]) -> tuple[s
             stored = storage.save(name, File(io.BufferedReader(reader, PART_BYTES)))
         return stored, reader.size
     with tempfile.TemporaryFile() as buffer:
-        shutil.copyfileobj(reader, buffer, length=256 * 1024)
-        buffer.seek(0)
-        return storage.save(name, File(buffer)), reader.size
+        try:
+            shutil.copyfileobj(reader, buffer, length=256 * 1024)
+            buffer.seek(0)
+            return storage.save(name, File(buffer)), reader.size
+        except OSError as exc:  # a full or failing disk (the stream's own errors are not)
+            raise StorageUnavailable(f"the disk refused the video: {exc}") from exc
 
 
 def presigned_url(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from uuid import UUID
 
 import httpx
@@ -22,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 MAX_FINISH_FAILURES = 5
+# How long a copy waits when our own storage refused it (not counted as a failure).
+STORAGE_RETRY = timedelta(seconds=30)
 
 
 # Well below the django-q2 task timeout (90 s): connect, redirects and every read of the
@@ -104,6 +107,15 @@ def finish(*, generation_id: UUID) -> None:
         )
         fail(generation_id=generation.pk, code="upstream_error", message=VIDEO_REFUSED_MESSAGE)
         return
+    except storage.StorageUnavailable as exc:
+        # Our storage refused the copy (an S3 outage, a full disk): our problem, not the
+        # video's, which fal has made and billed. Staff see it; the copy waits for the
+        # storage (until the generation's deadline) without counting against the video.
+        logger.error(
+            "event=video_store_unavailable generation=%s reason=%r", generation.pk, str(exc)
+        )
+        _retry_copy(generation, failures=generation.finish_failures, after=STORAGE_RETRY)
+        return
     except (httpx.HTTPError, OSError, ValueError) as exc:
         _finish_failed(generation, exc)
         return
@@ -123,8 +135,10 @@ def _finish_failed(generation: Generation, exc: Exception) -> None:
             message=f"The video could not be copied from fal ({exc.__class__.__name__}).",
         )
         return
+    _retry_copy(generation, failures=failures, after=backoff(failures, first=5, cap=120))
+
+
+def _retry_copy(generation: Generation, *, failures: int, after: timedelta) -> None:
     Generation.objects.filter(pk=generation.pk, status__in=Generation.IN_FLIGHT).update(
-        finish_failures=failures,
-        lease_until=None,
-        next_poll_at=timezone.now() + backoff(failures, first=5, cap=120),
+        finish_failures=failures, lease_until=None, next_poll_at=timezone.now() + after
     )

@@ -16,7 +16,7 @@ from accounts.payments import checkout
 from accounts.payments.checkout import ReturnUrls
 from tests.factories import GenerationFactory, UserFactory
 from tests.fakestripe import fixtures as fakestripe_fixtures
-from veoproject.exceptions import CreditsOwed
+from veoproject.exceptions import CreditsOwed, InsufficientCredits
 
 # `pg`: make test runs them on PostgreSQL too (issue 13: SQLite and PostgreSQL).
 pytestmark = [pytest.mark.pg, pytest.mark.django_db]
@@ -428,6 +428,24 @@ def test_refund_never_takes_credits_reserved_for_videos_in_flight(
     acct = account(buyer)
     assert (acct.balance, acct.reserved, acct.owed) == (600, 600, 600)
     ledger.release(generation=generation)
+    assert_ledger_clean()
+
+
+def test_credits_given_back_after_a_refund_pay_the_debt_and_unblock_new_videos(
+    buy, buyer, fake_stripe, stripe_webhooks
+):
+    purchase = buy()
+    stripe_webhooks.deliver(fake_stripe.complete(purchase.stripe_session_id))
+    generation = GenerationFactory(owner=buyer, cost_credits=600)
+    ledger.hold(generation=generation)
+    stripe_webhooks.deliver(fake_stripe.refund(purchase.stripe_session_id))
+
+    ledger.release(generation=generation)  # the video failed: its 600 credits come back
+
+    acct = account(buyer)
+    assert (acct.balance, acct.reserved, acct.owed) == (0, 0, 0)  # they paid what was owed
+    with pytest.raises(InsufficientCredits):  # refused for credits, no longer for a debt
+        ledger.hold(generation=GenerationFactory(owner=buyer, cost_credits=10))
     assert_ledger_clean()
 
 

@@ -15,6 +15,7 @@ from django.core.management import call_command
 from accounts import ledger
 from generations import services
 from generations.models import Generation
+from generations.services.finishing import MAX_FINISH_FAILURES
 from tests.credits import kinds, numbers
 from tests.factories import REQUEST_BODY
 from tests.s3.conftest import MotoS3
@@ -53,6 +54,11 @@ def follow(generation: Generation, *, until) -> Generation:
         generation = services.refresh_from_fal(generation=generation)
     assert until(generation), generation.status
     return generation
+
+
+def upload_starts(s3: MotoS3) -> int:
+    """Multipart uploads begun in the bucket: one per copy attempt."""
+    return len([r for r in s3.faults.requests if r.method == "POST" and "uploads" in r.query])
 
 
 def assert_ledger_clean() -> None:
@@ -99,9 +105,10 @@ def test_a_failed_upload_is_retried_without_charging_twice(fal, s3: MotoS3, user
     )
     generation = accepted_and_submitted(user)
 
-    generation = follow(generation, until=lambda g: g.finish_failures == 1)
+    generation = follow(generation, until=lambda g: upload_starts(s3) == 1 and g.next_poll_at)
 
     assert generation.status in Generation.IN_FLIGHT
+    assert generation.finish_failures == 0  # our storage's failure, not the video's
     assert not generation.video
     assert s3.keys() == [] and s3.pending_multipart_uploads() == []  # the upload aborted
     assert kinds(generation) == ["hold"]
@@ -111,9 +118,31 @@ def test_a_failed_upload_is_retried_without_charging_twice(fal, s3: MotoS3, user
 
     assert generation.status == "succeeded"
     assert s3.read(generation.video.name) == video
-    starts = [r for r in s3.faults.requests if r.method == "POST" and "uploads" in r.query]
-    assert len(starts) == 2  # one upload refused, one completed
+    assert upload_starts(s3) == 2  # one upload refused, one completed
     services.finish(generation_id=generation.pk)  # a late duplicate changes nothing
     assert kinds(generation) == ["hold", "capture"]
     assert numbers(user) == (680, 0)
+    assert_ledger_clean()
+
+
+def test_a_bucket_down_for_longer_than_the_copy_attempts_never_fails_a_billed_video(
+    fal, s3: MotoS3, user, video
+):
+    # Our storage is down (an S3 outage, a full disk): our problem, not the video's. fal
+    # has billed us for it; the copy waits for the storage, it is not failed and refunded.
+    attempts = MAX_FINISH_FAILURES + 2
+    s3.faults.fail_next(
+        method="PUT", query_key="partNumber", query_value="1", times=attempts * storage.S3_ATTEMPTS
+    )
+    generation = accepted_and_submitted(user)
+
+    generation = follow(generation, until=lambda g: upload_starts(s3) >= attempts)
+
+    assert generation.status in Generation.IN_FLIGHT, generation.error_message
+    assert generation.finish_failures == 0  # not counted against the video
+    assert kinds(generation) == ["hold"]
+    generation = follow(generation, until=lambda g: g.is_final)
+    assert generation.status == "succeeded"
+    assert s3.read(generation.video.name) == video
+    assert kinds(generation) == ["hold", "capture"]
     assert_ledger_clean()
