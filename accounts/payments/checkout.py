@@ -65,6 +65,9 @@ def start_checkout(
         )
         raise
     if not session.url:
+        Purchase.objects.filter(pk=purchase.pk, status=Purchase.Status.PENDING).update(
+            status=Purchase.Status.FAILED, failure_reason="Stripe gave no checkout page."
+        )
         raise stripe_gateway.PaymentProviderError()
     with transaction.atomic():
         # A webhook that beat us here has already recorded the session id (by metadata).

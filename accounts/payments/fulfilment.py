@@ -54,13 +54,18 @@ def _locked_for_session(session: CheckoutSession) -> Purchase | None:
     """The purchase of a session, locked: by the session id, or, for a webhook that beat
     `start_checkout` to saving that id, by the purchase id the session carries."""
     purchase = Purchase.objects.select_for_update().filter(stripe_session_id=session.id).first()
-    purchase_id = session.metadata.get("purchase_id") or session.client_reference_id or ""
-    if purchase is None and purchase_id.isdigit():
+    # Only the metadata our own `start_checkout` wrote (purchase and user), never
+    # `client_reference_id`, which any Payment Link on the same account lets a buyer set.
+    purchase_id = session.metadata.get("purchase_id", "")
+    user_id = session.metadata.get("user_id", "")
+    if purchase is None and purchase_id.isdigit() and user_id.isdigit():
         purchase = (
             Purchase.objects.select_for_update()
-            .filter(pk=int(purchase_id), stripe_session_id__isnull=True)
+            .filter(pk=int(purchase_id), user_id=int(user_id), stripe_session_id__isnull=True)
             .first()
         )
+        if purchase is not None and not _pays_for(session, purchase):
+            return None
         if purchase is not None:
             purchase.stripe_session_id = session.id
             purchase.save(update_fields=["stripe_session_id", "updated_at"])
@@ -73,6 +78,26 @@ def _note_payment_intent(purchase: Purchase, session: CheckoutSession) -> None:
     if session.payment_intent and not purchase.stripe_payment_intent_id:
         purchase.stripe_payment_intent_id = session.payment_intent
         purchase.save(update_fields=["stripe_payment_intent_id", "updated_at"])
+
+
+def _pays_for(session: CheckoutSession, purchase: Purchase) -> bool:
+    """A session pays for a purchase only with at least its price in its currency."""
+    if session.amount_total is None and session.currency is None:
+        return True  # an event without amounts (older API versions): matched by ids alone
+    paid = (
+        session.amount_total is not None
+        and session.amount_total >= purchase.amount_cents
+        and (session.currency or "").lower() == purchase.currency.lower()
+    )
+    if not paid:
+        logger.error(
+            "event=stripe_session_mismatch purchase=%s session=%s amount=%s currency=%s",
+            purchase.pk,
+            session.id,
+            session.amount_total,
+            session.currency,
+        )
+    return paid
 
 
 def mark_paid(session: CheckoutSession) -> str:

@@ -45,6 +45,8 @@ class CheckoutSession:
     payment_intent: str | None
     metadata: dict[str, str] = field(default_factory=dict)
     client_reference_id: str | None = None
+    amount_total: int | None = None
+    currency: str | None = None
 
 
 def enabled() -> bool:
@@ -75,6 +77,8 @@ def session_from_object(obj: dict[str, Any]) -> CheckoutSession:
         payment_intent=payment_intent or None,
         metadata={str(k): str(v) for k, v in (obj.get("metadata") or {}).items()},
         client_reference_id=obj.get("client_reference_id"),
+        amount_total=obj["amount_total"] if isinstance(obj.get("amount_total"), int) else None,
+        currency=obj["currency"] if isinstance(obj.get("currency"), str) else None,
     )
 
 

@@ -95,7 +95,10 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     the idempotent fulfilment services. 400 refuses a delivery that is not a genuine,
     readable event (nothing moves); 503 asks Stripe to redeliver when we could not ask
     Stripe about a charge; any other answer is 200, also for events we ignore."""
-    if int(request.headers.get("Content-Length") or 0) > MAX_WEBHOOK_BYTES:
+    length = request.headers.get("Content-Length") or "0"
+    if not length.isdigit():
+        return JsonResponse(error_body("invalid_webhook", "Bad Content-Length."), status=400)
+    if int(length) > MAX_WEBHOOK_BYTES:
         return JsonResponse(error_body("too_large", "The webhook body is too large."), status=413)
     try:
         event = stripe_gateway.verified_event(
@@ -108,7 +111,9 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
             error_body("invalid_webhook", "The webhook is not a valid signed Stripe event."),
             status=400,
         )
-    except stripe_gateway.PaymentProviderError as exc:
+    except (stripe_gateway.PaymentProviderError, stripe_gateway.PaymentsDisabled) as exc:
+        # We could not ask Stripe (down, or no API key): Stripe redelivers later.
+        logger.error("event=stripe_webhook_deferred reason=%s", exc.code)
         return JsonResponse(error_body(exc.code, exc.message), status=503)
     logger.info(
         "event=stripe_webhook type=%s id=%s outcome=%s",

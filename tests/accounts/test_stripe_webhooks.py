@@ -14,6 +14,7 @@ from accounts import ledger
 from accounts.models import CreditAccount, CreditPack, LedgerEntry, Purchase
 from accounts.payments import checkout
 from accounts.payments.checkout import ReturnUrls
+from accounts.payments.views import stripe_webhook
 from tests.factories import GenerationFactory, UserFactory
 from tests.fakestripe import fixtures as fakestripe_fixtures
 from veoproject.exceptions import CreditsOwed, InsufficientCredits
@@ -223,6 +224,51 @@ def test_credits_come_from_the_purchase_not_from_the_event(
     stripe_webhooks.deliver(event)
 
     assert account(buyer).balance == 1000
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        # A Payment Link on the same Stripe account: anyone sets ?client_reference_id=.
+        {"client_reference_id": "{pk}", "metadata": {}, "amount_total": 100},
+        # Our purchase id, but another user's session.
+        {"metadata": {"purchase_id": "{pk}", "user_id": "{other}"}, "amount_total": 1000},
+        # Our purchase id and user, but a cheaper payment.
+        {"metadata": {"purchase_id": "{pk}", "user_id": "{user}"}, "amount_total": 100},
+    ],
+    ids=["client_reference_id", "other_user", "cheaper"],
+)
+def test_a_session_we_did_not_open_never_pays_for_our_purchase(
+    foreign, buy, buyer, fake_stripe, stripe_webhooks
+):
+    # A purchase whose own checkout failed at Stripe: no session id was ever saved.
+    purchase = buy()
+    Purchase.objects.filter(pk=purchase.pk).update(
+        stripe_session_id=None, status=Purchase.Status.FAILED
+    )
+    other = UserFactory()
+    fill = {"pk": str(purchase.pk), "user": str(buyer.pk), "other": str(other.pk)}
+    session = {
+        "object": "checkout.session",
+        "id": "cs_test_foreign_session",
+        "payment_status": "paid",
+        "status": "complete",
+        "payment_intent": "pi_foreign",
+        "currency": "usd",
+        "client_reference_id": None,
+        **foreign,
+    }
+    session["metadata"] = {k: v.format(**fill) for k, v in session["metadata"].items()}
+    if session["client_reference_id"]:
+        session["client_reference_id"] = session["client_reference_id"].format(**fill)
+
+    answer = stripe_webhooks.deliver(fake_stripe.event("checkout.session.completed", session))
+
+    assert answer.status_code == 200
+    assert account(buyer).balance == 0
+    purchase.refresh_from_db()
+    assert purchase.status == Purchase.Status.FAILED and purchase.stripe_session_id is None
+    assert_ledger_clean()
 
 
 def test_a_webhook_before_the_session_id_was_saved_finds_the_purchase_by_metadata(
@@ -530,3 +576,30 @@ def test_the_ledger_kind_of_a_refund_is_an_adjustment_with_the_purchase_in_its_r
     assert entry.amount == -1000
     assert f"Purchase #{purchase.pk}" in entry.reason
     assert json.loads(json.dumps(entry.idempotency_key)).startswith(f"purchase:{purchase.pk}:")
+
+
+def test_a_nonsense_content_length_is_refused_not_a_500(fake_stripe, rf):
+    # Behind gunicorn this never arrives; behind runserver or another server it may.
+    request = rf.post("/webhooks/stripe/", b"{}", content_type="application/json")
+    request.META["CONTENT_LENGTH"] = "abc"
+
+    assert stripe_webhook(request).status_code == 400
+
+
+def test_a_refund_we_cannot_look_up_without_a_key_asks_for_redelivery(
+    client, fake_stripe, stripe_webhooks, settings
+):
+    # The signing secret is set but the API key was removed: a refund of a charge we do
+    # not know cannot be looked up at Stripe. Stripe is asked to redeliver (503), not 500.
+    settings.STRIPE_SECRET_KEY = ""
+    refund = fake_stripe.event(
+        "charge.refunded",
+        {
+            "object": "charge",
+            "id": "ch_unknown",
+            "payment_intent": "pi_unknown",
+            "amount_refunded": 500,
+        },
+    )
+
+    assert stripe_webhooks.deliver(refund).status_code == 503
