@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import smtplib
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.models import EmailAddress
 from allauth.core.exceptions import ImmediateHttpResponse
 from django.conf import settings
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest
@@ -95,6 +97,23 @@ class AccountAdapter(DefaultAccountAdapter):
         "email_taken": "An account with this email address already exists.",
         "too_many_login_attempts": "Too many failed logins. Try again later.",
     }
+
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        """A mail server that is down never fails the page that sends (signup, reset,
+        resend): the cause is logged for staff, the person is told to try again later."""
+        try:
+            super().send_mail(template_prefix, email, context)
+        except (smtplib.SMTPException, OSError) as exc:
+            logger.error(
+                "event=email_failed template=%s error=%r", template_prefix.rsplit("/", 1)[-1], exc
+            )
+            request = context.get("request") or getattr(self, "request", None)
+            if request is not None:
+                messages.warning(
+                    request,
+                    "We could not send you an email just now. Please try again in a few "
+                    "minutes (on your account's email page, or with “Forgot password”).",
+                )
 
     def get_client_ip(self, request: HttpRequest) -> str:
         """Rate limits count clients as django-axes and `accounts.limits` do: one rule

@@ -415,3 +415,27 @@ def test_allauth_pages_carry_no_inline_script(client, user):
         response = client.get(url, follow=True)
         assert response.status_code == 200, url
         assert not INLINE_SCRIPT.findall(response.content.decode()), url
+
+
+class RefusingMailServer:
+    """An email backend whose server is down (SMTPConnectError at every send)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def send_messages(self, messages):
+        import smtplib
+
+        raise smtplib.SMTPConnectError(421, "mail.example.com: service not available")
+
+
+def test_a_mail_server_that_is_down_never_makes_signup_a_500(client, settings):
+    settings.EMAIL_BACKEND = f"{__name__}.RefusingMailServer"
+
+    answer = signup(client)
+
+    assert answer.status_code in (200, 302), answer.status_code
+    user = User.objects.get(username="ada")  # the account stands; the email can be resent
+    assert balance(user) == 0
+    page = client.get("/accounts/email/", follow=True).content.decode()
+    assert "mail.example.com" not in page  # the raw cause is for the logs
