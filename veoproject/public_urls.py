@@ -193,17 +193,22 @@ def _parse(
     return parsed, host
 
 
+def _private_allowed(asked: bool | None) -> bool:
+    return settings.PRIVATE_URLS_ALLOWED if asked is None else asked
+
+
 def check_url(
     url: str | httpx.URL,
     *,
     schemes: tuple[str, ...] = ("https",),
     allowed_hosts: Iterable[str] | None = None,
+    private_allowed: bool | None = None,
 ) -> httpx.URL:
-    """Validation-time check, no DNS: the scheme, the allow-list, and (unless
-    PRIVATE_URLS_ALLOWED) the host's name or literal address. Raises UrlRefused; returns
-    the parsed URL."""
+    """Validation-time check, no DNS: the scheme, the allow-list, and (unless private
+    addresses are allowed: `private_allowed`, by default PRIVATE_URLS_ALLOWED) the host's
+    name or literal address. Raises UrlRefused; returns the parsed URL."""
     parsed, host = _parse(url, schemes, allowed_hosts)
-    reason = None if settings.PRIVATE_URLS_ALLOWED else _host_refusal(host)
+    reason = None if _private_allowed(private_allowed) else _host_refusal(host)
     if reason:
         raise UrlRefused(reason)
     return parsed
@@ -357,20 +362,27 @@ def open_url(
     allowed_hosts: Iterable[str] | None = None,
     deadline_seconds: float,
     max_redirects: int = 0,
+    private_allowed: bool | None = None,
 ) -> Iterator[httpx.Response]:
     """Send one request to a URL someone gave us and yield the streamed response (the body
     is not read). With `max_redirects` 0 a redirect is the answer; otherwise each hop is
     re-checked and more than `max_redirects` hops is refused. Raises UrlRefused, or
     httpx's errors (a timeout when the deadline passes, before or while reading)."""
     deadline = _Deadline(deadline_seconds)
-    backend = _CheckedBackend(deadline, check=not settings.PRIVATE_URLS_ALLOWED)
+    private_allowed = _private_allowed(private_allowed)
+    backend = _CheckedBackend(deadline, check=not private_allowed)
     timeout = httpx.Timeout(deadline_seconds)
     with httpx.Client(
         transport=_CheckedTransport(backend), trust_env=False, timeout=timeout
     ) as client:
         target: str | httpx.URL = url
         for hop in range(max_redirects + 1):
-            check_url(target, schemes=schemes, allowed_hosts=allowed_hosts)
+            check_url(
+                target,
+                schemes=schemes,
+                allowed_hosts=allowed_hosts,
+                private_allowed=private_allowed,
+            )
             request = client.build_request(method, target, content=content, headers=headers)
             response = client.send(request, stream=True, follow_redirects=False)
             if not (max_redirects and response.is_redirect):
@@ -396,6 +408,7 @@ def stream(
     deadline_seconds: float,
     allowed_hosts: Iterable[str] | None = None,
     max_redirects: int = 3,
+    private_allowed: bool | None = None,
 ) -> Iterator[Iterator[bytes]]:
     """GET an https URL and yield its body as chunks, read as they are consumed, under the
     deadline. Raises (at once, or while the chunks are read) ResponseTooLarge past
@@ -407,6 +420,7 @@ def stream(
         allowed_hosts=allowed_hosts,
         deadline_seconds=deadline_seconds,
         max_redirects=max_redirects,
+        private_allowed=private_allowed,
     ) as response:
         response.raise_for_status()
         encoding = response.headers.get("content-encoding", "identity").lower()

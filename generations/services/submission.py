@@ -142,6 +142,7 @@ def _fetched_image(generation: Generation) -> tuple[bytes, str, str]:
             max_bytes=settings.IMAGE_MAX_BYTES,
             deadline_seconds=settings.IMAGE_URL_TIMEOUT_SECONDS,
             max_redirects=IMAGE_URL_MAX_REDIRECTS,
+            private_allowed=False,  # a user's URL never reaches inside, in any network
         ) as chunks:
             data = b"".join(chunks)
     except public_urls.UrlRefused as exc:

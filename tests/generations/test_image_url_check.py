@@ -195,6 +195,26 @@ def test_redirect_to_a_private_address_is_not_followed(
     assert inside.requests == [] and inside.connections == 0
 
 
+@pytest.mark.parametrize("private_urls_allowed", [False, True])
+def test_a_name_that_resolves_inside_our_network_is_never_fetched(
+    private_urls_allowed,
+    user,
+    fal,
+    servers,  # noqa: F811
+    internet,  # noqa: F811
+    settings,
+):
+    # PRIVATE_URLS_ALLOWED opens callbacks to a closed network; a user's image URL is
+    # fetched by our worker, so it never reaches inside, whatever that setting says.
+    inside = servers(lambda request: [answer(200, GOOD_PNG)])
+    internet.answer("metadata.test", ["127.0.0.1"])
+    settings.PRIVATE_URLS_ALLOWED = private_urls_allowed
+    generation = submit(accept(user, f"https://metadata.test:{inside.port}/photo.png"))
+
+    assert_failed_without_charge(generation, user, fal)
+    assert inside.requests == [] and inside.connections == 0
+
+
 def endless_body(request) -> Iterator[bytes]:
     yield b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nConnection: close\r\n\r\n"
     yield GOOD_PNG[:64]
