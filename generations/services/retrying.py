@@ -3,6 +3,7 @@ generations, without uploading it again."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
@@ -13,7 +14,10 @@ from accounts.models import User
 from generations.images import content_type_of_stored
 from generations.models import Generation
 from generations.services.acceptance import AcceptResult, accept
-from veoproject.exceptions import ValidationFailed
+from veoproject.exceptions import StorageError, ValidationFailed
+from veoproject.storage import storage_errors
+
+logger = logging.getLogger(__name__)
 
 IMAGE_GONE = "The earlier image is no longer available: choose an image."
 
@@ -46,10 +50,16 @@ def accept_again(
     if source is None:
         raise ValidationFailed(fields={"image": [IMAGE_GONE]})
     try:
-        with source.image.open("rb") as stored:
+        with storage_errors("reading a stored image"), source.image.open("rb") as stored:
             data = stored.read()
-    except OSError:  # the file is gone from storage
+    except FileNotFoundError:  # the file is gone from storage
         raise ValidationFailed(fields={"image": [IMAGE_GONE]}) from None
+    except OSError as exc:  # our storage is down (StorageUnavailable, a failing disk)
+        logger.error("event=image_read_failed generation=%s error=%r", source.pk, str(exc))
+        raise StorageError(
+            "We could not read that video's image just now. Nothing was charged; please "
+            "try again in a minute."
+        ) from exc
     name = source.image.name.rsplit("/", 1)[-1]
     upload = SimpleUploadedFile(
         name, data, content_type=content_type_of_stored(name) or "application/octet-stream"

@@ -11,11 +11,13 @@ import pytest
 
 from generations import services
 from generations.models import Generation
+from generations.services.retrying import accept_again
 from tests.credits import numbers
 from tests.factories import REQUEST_BODY, image_upload
 from tests.fakefal import FakeFal
 from tests.s3.conftest import BUCKET, MotoS3
 from veoproject import storage
+from veoproject.exceptions import StorageError
 
 pytestmark = pytest.mark.django_db
 
@@ -109,3 +111,20 @@ def test_a_bucket_that_refuses_the_upload_is_a_503_and_nothing_is_charged(api, s
     assert not Generation.objects.exists()
     assert numbers(user) == before
     assert s3.keys() == []
+
+
+def test_try_again_while_the_bucket_is_down_is_a_503_that_holds_nothing(s3: MotoS3, user):
+    source = services.accept(
+        user=user,
+        params={**REQUEST_BODY, "image_url": ""},
+        image_file=image_upload(fmt="PNG", name="photo.png"),
+    ).generation
+    before = numbers(user)
+    s3.faults.fail_next(method="GET", status=500, code="InternalError", times=50)
+
+    with pytest.raises(StorageError) as refused:
+        accept_again(user=user, source_id=source.pk, params={**REQUEST_BODY, "image_url": ""})
+
+    assert refused.value.http_status == 503 and "InternalError" not in refused.value.message
+    assert Generation.objects.count() == 1
+    assert numbers(user) == before
