@@ -35,12 +35,15 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
-def owner_reason(reason: str) -> str:
-    """A reason as the entry's owner may read it: codes are left out, words stay."""
-    # generations depends on accounts, not the other way round: imported when called.
-    from generations.wording import ledger_note
+# Entries whose reason the services write as a code (a failure code, a refund policy's
+# settlement): the generation's page says it in words, so the owner's ledger leaves it out.
+CODED_REASON_KINDS = frozenset({LedgerEntry.Kind.RELEASE, LedgerEntry.Kind.CAPTURE})
 
-    return ledger_note(reason)
+
+def owner_reason(*, kind: str, reason: str) -> str:
+    """An entry's reason as its owner may read it: codes left out, words people wrote (a
+    refund, a correction, a grant, a purchase) kept."""
+    return "" if kind in CODED_REASON_KINDS else reason
 
 
 def ledger_rows(*, user: User, tz: tzinfo = UTC) -> Iterator[tuple[Any, ...]]:
@@ -60,7 +63,7 @@ def ledger_rows(*, user: User, tz: tzinfo = UTC) -> Iterator[tuple[Any, ...]]:
             amount,
             balance_after,
             str(generation_id) if generation_id else "",
-            owner_reason(reason),
+            owner_reason(kind=kind, reason=reason),
         )
 
 

@@ -9,7 +9,6 @@ generation's `error_message` and fal log, which staff read in the admin.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -71,7 +70,6 @@ FAILURE_REASONS: dict[str, Reason] = {
     ),
 }
 UNKNOWN_FAILURE = FAILURE_REASONS["upstream_error"]
-_CODE = re.compile(r"[a-z0-9_]+")  # a failure or policy code, as services record them
 CANCELED = Reason("This video was canceled before it was made.", "Try again when you are ready.")
 
 
@@ -93,14 +91,6 @@ def settlement(generation: Generation) -> str:
     returned = generation.cost_credits - charged
     line = f"This attempt was billed, so {charged:,} credits were spent"
     return f"{line} and {returned:,} returned." if returned else f"{line}."
-
-
-def ledger_note(reason: str) -> str:
-    """A ledger entry's reason as its owner may read it. A release's reason is a failure
-    code and a refund policy's settlement starts with one (`content_policy: ...`): the
-    generation's page says both in words, so they are left out; words staff wrote (a
-    refund's reason) stay."""
-    return "" if _CODE.fullmatch(reason.partition(":")[0]) else reason
 
 
 def ready_in(estimate: Estimate, *, now: datetime | None = None) -> str:

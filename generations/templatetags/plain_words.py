@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django import template
 
+from accounts.ledger_export import owner_reason
+from accounts.models import LedgerEntry
 from generations import wording
 from generations.models import Generation
 
@@ -22,5 +24,5 @@ def settlement(generation: Generation) -> str:
 
 
 @register.filter
-def ledger_note(reason: str) -> str:
-    return wording.ledger_note(reason)
+def ledger_note(entry: LedgerEntry) -> str:
+    return owner_reason(kind=entry.kind, reason=entry.reason)
