@@ -41,7 +41,7 @@ def one_of_everything(superuser, paid_generation, user, django_capture_on_commit
         status="complete",
         payment_status="paid",
         payment_intent="pi_admin_pages",
-        metadata={"purchase_id": str(purchase.pk)},
+        metadata={"purchase_id": str(purchase.pk), "user_id": str(user.pk)},
     )
     with django_capture_on_commit_callbacks(execute=True):  # the receipt: a SentEmail row
         fulfilment.mark_paid(paid)
