@@ -2,8 +2,9 @@
 
 Handled: `checkout.session.completed` (paid now, or processing until an asynchronous
 payment settles), `checkout.session.async_payment_succeeded` / `_failed`,
-`checkout.session.expired`, `charge.refunded` and `charge.dispute.created`. Every other
-type is acknowledged and ignored (an endpoint may be subscribed to more).
+`checkout.session.expired`, `charge.refunded` and a dispute's events (`created`,
+`updated`, `funds_withdrawn`, `funds_reinstated`, `closed`). Every other type is
+acknowledged and ignored (an endpoint may be subscribed to more).
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ from accounts.payments.fulfilment import ChargeReversal
 from accounts.payments.stripe_gateway import CheckoutSession, EventRejected, session_from_object
 
 logger = logging.getLogger(__name__)
+
+# Each is answered from the dispute as Stripe has it now (`fulfilment.record_dispute`).
+DISPUTE_EVENTS = frozenset(
+    {
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+        "charge.dispute.closed",
+    }
+)
 
 
 def _text(obj: dict[str, Any], name: str) -> str | None:
@@ -71,14 +83,12 @@ def handle_event(event: dict[str, Any]) -> str:
                 refunded_cents=_amount(obj, "amount_refunded"),
             )
         )
-    if kind == "charge.dispute.created":
-        if obj.get("object") != "dispute":
+    if kind in DISPUTE_EVENTS:
+        if obj.get("object") != "dispute" or not _text(obj, "id"):
             raise EventRejected("not a dispute")
-        return fulfilment.record_reversal(
-            ChargeReversal(
-                payment_intent=_text(obj, "payment_intent"),
-                charge=_text(obj, "charge") or "",
-                disputed_cents=_amount(obj, "amount"),
-            )
+        return fulfilment.record_dispute(
+            dispute_id=_text(obj, "id") or "",
+            payment_intent=_text(obj, "payment_intent"),
+            charge=_text(obj, "charge") or "",
         )
     return "ignored"

@@ -119,7 +119,7 @@ def mark_paid(session: CheckoutSession) -> str:
             idempotency_key=f"stripe:{session.id}",
         )
         _move(purchase, Status.PAID, paid_at=timezone.now(), grant_entry=entry, failure_reason="")
-        _take_back_reversed(purchase)
+        _settle_reversed(purchase)
         transaction.on_commit(partial(on_purchase_paid, purchase.pk))
     logger.info(
         "event=purchase_granted purchase=%s user=%s credits=%s session=%s",
@@ -160,12 +160,12 @@ def mark_expired(session: CheckoutSession) -> str:
 
 @dataclass(frozen=True)
 class ChargeReversal:
-    """A refund or a dispute of a charge, with Stripe's cumulative amount for it."""
+    """A refund or a dispute of a charge: which charge, and for a refund Stripe's
+    cumulative refunded amount."""
 
     payment_intent: str | None
     charge: str
     refunded_cents: int = 0
-    disputed_cents: int = 0
 
 
 def _purchase_id_for_charge(reversal: ChargeReversal) -> int | None:
@@ -195,50 +195,82 @@ def _purchase_id_for_charge(reversal: ChargeReversal) -> int | None:
 
 
 def record_reversal(reversal: ChargeReversal) -> str:
-    """A charge was refunded or disputed: remember the largest amounts Stripe reported and
-    take back the credits they bought (see `_take_back_reversed`). Returns "taken_back",
-    "recorded" (nothing more to take back, or not paid yet) or "unknown"."""
+    """A charge was refunded: remember the largest amount Stripe reported (refunds only
+    grow) and take back the credits it bought (see `_settle_reversed`). Returns
+    "taken_back", "recorded" (nothing more to take back, or not paid yet) or "unknown"."""
     purchase_id = _purchase_id_for_charge(reversal)  # may call Stripe: outside the lock
     if purchase_id is None:
-        logger.warning(
-            "event=stripe_charge_unknown charge=%s payment_intent=%s",
-            reversal.charge,
-            reversal.payment_intent,
-        )
-        return "unknown"
+        return _unknown_charge(reversal)
     with transaction.atomic():
-        purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
+        purchase = _locked_with_charge(purchase_id, reversal)
         purchase.refunded_cents = max(purchase.refunded_cents, reversal.refunded_cents)
-        purchase.disputed_cents = max(purchase.disputed_cents, reversal.disputed_cents)
-        purchase.stripe_charge_id = purchase.stripe_charge_id or reversal.charge
-        if reversal.payment_intent:
-            purchase.stripe_payment_intent_id = (
-                purchase.stripe_payment_intent_id or reversal.payment_intent
-            )
-        purchase.save(
-            update_fields=[
-                "refunded_cents",
-                "disputed_cents",
-                "stripe_charge_id",
-                "stripe_payment_intent_id",
-                "updated_at",
-            ]
+        purchase.save(update_fields=["refunded_cents", "updated_at"])
+        return _settle_reversed(purchase)
+
+
+def record_dispute(*, dispute_id: str, payment_intent: str | None, charge: str) -> str:
+    """Any event of a dispute: ask Stripe for the dispute as it is now and make the
+    purchase's disputed amount what Stripe has withdrawn (nothing for an inquiry or a won
+    dispute), then take back or give back the difference in credits. Events arrive late
+    and out of order; the current state makes every order end the same. Returns
+    "taken_back", "given_back", "recorded" or "unknown"."""
+    reversal = ChargeReversal(payment_intent=payment_intent, charge=charge)
+    purchase_id = _purchase_id_for_charge(reversal)
+    if purchase_id is None:
+        return _unknown_charge(reversal)
+    dispute = stripe_gateway.current_dispute(dispute_id)  # outside the lock
+    with transaction.atomic():
+        purchase = _locked_with_charge(purchase_id, reversal)
+        purchase.disputed_cents = dispute.withdrawn_cents
+        purchase.save(update_fields=["disputed_cents", "updated_at"])
+        logger.info(
+            "event=purchase_dispute purchase=%s dispute=%s status=%s withdrawn_cents=%s",
+            purchase.pk,
+            dispute.id,
+            dispute.status,
+            dispute.withdrawn_cents,
         )
-        taken = _take_back_reversed(purchase)
-    return "taken_back" if taken else "recorded"
+        return _settle_reversed(purchase)
 
 
-def _take_back_reversed(purchase: Purchase) -> bool:
-    """Take back the share of a paid purchase's credits that its refunded plus disputed
-    amount bought (rounded down), less what was taken back before. The purchase is locked;
-    the ledger key names the purchase and the new total, so one step is taken once."""
+def _unknown_charge(reversal: ChargeReversal) -> str:
+    logger.warning(
+        "event=stripe_charge_unknown charge=%s payment_intent=%s",
+        reversal.charge,
+        reversal.payment_intent,
+    )
+    return "unknown"
+
+
+def _locked_with_charge(purchase_id: int, reversal: ChargeReversal) -> Purchase:
+    purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
+    purchase.stripe_charge_id = purchase.stripe_charge_id or reversal.charge
+    if reversal.payment_intent:
+        purchase.stripe_payment_intent_id = (
+            purchase.stripe_payment_intent_id or reversal.payment_intent
+        )
+    purchase.save(update_fields=["stripe_charge_id", "stripe_payment_intent_id", "updated_at"])
+    return purchase
+
+
+def _settle_reversed(purchase: Purchase) -> str:
+    """Bring the credits reversed for a paid purchase to the share its refunded plus
+    disputed amount bought (rounded down): take back what is missing, or give back what a
+    won dispute returned. The purchase is locked; each ledger key names the purchase and
+    the new target, so one step is taken once."""
     if not purchase.is_paid:
-        return False  # nothing granted yet: mark_paid calls this after the grant
+        return "recorded"  # nothing granted yet: mark_paid calls this after the grant
     reversed_cents = min(purchase.amount_cents, purchase.refunded_cents + purchase.disputed_cents)
     target = purchase.credits * reversed_cents // purchase.amount_cents
     due = target - purchase.credits_reversed
-    if due <= 0:
-        return False
+    if due > 0:
+        return "taken_back" if _take_back(purchase, due, target) else "recorded"
+    if due < 0:
+        return "given_back" if _give_back(purchase, -due, target) else "recorded"
+    return "recorded"
+
+
+def _take_back(purchase: Purchase, due: int, target: int) -> bool:
     result = ledger.take_back(
         user=purchase.user,
         credits=due,
@@ -256,5 +288,34 @@ def _take_back_reversed(purchase: Purchase) -> bool:
         purchase.pk,
         result.taken,
         result.owed,
+    )
+    return True
+
+
+def _give_back(purchase: Purchase, credits: int, target: int) -> bool:
+    """A won dispute: the credits taken back return to the balance; what was recorded as
+    owed for this purchase is paid from them first (the ledger does that for any
+    incoming credits), so the account ends as if the dispute had not happened."""
+    key = f"purchase:{purchase.pk}:reinstated:{target}"
+    if LedgerEntry.objects.filter(idempotency_key=key).exists():
+        logger.error(
+            "event=purchase_reinstatement_repeated purchase=%s target=%s", purchase.pk, target
+        )
+        return False
+    ledger.adjust(
+        user=purchase.user,
+        amount=credits,
+        reason=f"Purchase #{purchase.pk}: dispute won, credits returned",
+        idempotency_key=key,
+    )
+    owed_cleared = min(purchase.credits_owed, credits)
+    purchase.credits_owed -= owed_cleared
+    purchase.credits_taken_back -= credits - owed_cleared
+    purchase.save(update_fields=["credits_taken_back", "credits_owed", "updated_at"])
+    logger.info(
+        "event=purchase_reinstated purchase=%s credits=%s owed_cleared=%s",
+        purchase.pk,
+        credits,
+        owed_cleared,
     )
     return True

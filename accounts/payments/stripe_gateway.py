@@ -150,6 +150,38 @@ def session_for_payment_intent(payment_intent: str) -> CheckoutSession | None:
     return session_from_object(page.data[0].to_dict()) if page.data else None
 
 
+@dataclass(frozen=True)
+class Dispute:
+    id: str
+    status: str
+    amount: int
+
+    # Stripe's statuses in which the disputed amount has left our balance. Inquiries
+    # (`warning_*`) withdraw nothing; `won` reinstates the funds.
+    WITHDRAWN = frozenset({"needs_response", "under_review", "lost"})
+
+    @property
+    def withdrawn_cents(self) -> int:
+        return self.amount if self.status in self.WITHDRAWN else 0
+
+
+def current_dispute(dispute_id: str) -> Dispute:
+    """The dispute as Stripe has it now. Its events may arrive late or out of order (a
+    `created` after the `closed`), so each one is answered from the current state, not
+    from the event's snapshot. PaymentProviderError if Stripe cannot be asked (the webhook
+    answers 5xx and Stripe delivers the event again)."""
+    try:
+        dispute = _client().v1.disputes.retrieve(dispute_id)
+    except stripe.StripeError as exc:
+        logger.warning(
+            "event=stripe_dispute_lookup_failed dispute=%s error=%s",
+            dispute_id,
+            exc.__class__.__name__,
+        )
+        raise PaymentProviderError() from exc
+    return Dispute(id=dispute.id, status=str(dispute.status), amount=int(dispute.amount))
+
+
 def verified_event(*, payload: bytes, signature: str | None) -> dict[str, Any]:
     """The event in a webhook delivery, once `stripe.Webhook.construct_event` has checked
     its `Stripe-Signature` against STRIPE_WEBHOOK_SECRET (and its age); EventRejected for

@@ -603,3 +603,115 @@ def test_a_refund_we_cannot_look_up_without_a_key_asks_for_redelivery(
     )
 
     assert stripe_webhooks.deliver(refund).status_code == 503
+
+
+# --- a dispute's whole life: inquiry, withdrawal, won or lost, in any delivery order -------
+
+
+def test_a_won_dispute_gives_the_credits_back_and_clears_what_was_owed(
+    buy, buyer, fake_stripe, stripe_webhooks
+):
+    purchase = buy()
+    sid = purchase.stripe_session_id
+    stripe_webhooks.deliver(fake_stripe.complete(sid))
+    spend(buyer, 400)
+    stripe_webhooks.deliver(fake_stripe.dispute(sid))
+    assert (account(buyer).balance, account(buyer).owed) == (0, 400)
+
+    won = fake_stripe.close_dispute(sid, won=True)
+    assert stripe_webhooks.deliver(won).json()["outcome"] == "given_back"
+    stripe_webhooks.redeliver(won, 2)
+
+    purchase.refresh_from_db()
+    assert (purchase.disputed_cents, purchase.credits_taken_back, purchase.credits_owed) == (
+        0,
+        0,
+        0,
+    )
+    # 1,000 bought, 400 spent: 600 left, nothing owed.
+    assert (account(buyer).balance, account(buyer).owed) == (600, 0)
+    assert_ledger_clean()
+
+
+def test_a_dispute_created_event_delivered_after_the_win_takes_nothing(
+    buy, buyer, fake_stripe, stripe_webhooks
+):
+    purchase = buy()
+    sid = purchase.stripe_session_id
+    stripe_webhooks.deliver(fake_stripe.complete(sid))
+    created = fake_stripe.dispute(sid)
+    won = fake_stripe.close_dispute(sid, won=True)
+
+    stripe_webhooks.deliver(won)
+    stripe_webhooks.deliver(created)  # late: Stripe does not promise order
+    stripe_webhooks.redeliver(won, 1)
+
+    purchase.refresh_from_db()
+    assert (purchase.disputed_cents, purchase.credits_reversed) == (0, 0)
+    assert (account(buyer).balance, account(buyer).owed) == (1000, 0)
+    assert_ledger_clean()
+
+
+def test_a_lost_dispute_keeps_the_credits_taken(buy, buyer, fake_stripe, stripe_webhooks):
+    purchase = buy()
+    sid = purchase.stripe_session_id
+    stripe_webhooks.deliver(fake_stripe.complete(sid))
+    stripe_webhooks.deliver(fake_stripe.dispute(sid))
+    lost = fake_stripe.close_dispute(sid, won=False)
+    assert stripe_webhooks.deliver(lost).json()["outcome"] == "recorded"
+
+    purchase.refresh_from_db()
+    assert (purchase.disputed_cents, purchase.credits_taken_back) == (1000, 1000)
+    assert account(buyer).balance == 0
+    assert_ledger_clean()
+
+
+def test_an_inquiry_takes_nothing_until_it_becomes_a_chargeback(
+    buy, buyer, fake_stripe, stripe_webhooks
+):
+    purchase = buy()
+    sid = purchase.stripe_session_id
+    stripe_webhooks.deliver(fake_stripe.complete(sid))
+    inquiry = fake_stripe.dispute(sid, inquiry=True)
+    assert stripe_webhooks.deliver(inquiry).json()["outcome"] == "recorded"
+    assert account(buyer).balance == 1000
+
+    escalated = fake_stripe.escalate_dispute(sid)
+    assert stripe_webhooks.deliver(escalated).json()["outcome"] == "taken_back"
+    assert account(buyer).balance == 0
+    assert_ledger_clean()
+
+
+def test_a_dispute_with_refunds_gives_back_only_what_the_dispute_took(
+    buy, buyer, fake_stripe, stripe_webhooks
+):
+    purchase = buy()
+    sid = purchase.stripe_session_id
+    stripe_webhooks.deliver(fake_stripe.complete(sid))
+    stripe_webhooks.deliver(fake_stripe.refund(sid, amount=300))  # 300 credits back to us
+    stripe_webhooks.deliver(fake_stripe.dispute(sid, amount=700))
+    assert account(buyer).balance == 0
+    stripe_webhooks.deliver(fake_stripe.close_dispute(sid, won=True))
+
+    purchase.refresh_from_db()
+    assert (purchase.refunded_cents, purchase.disputed_cents, purchase.credits_reversed) == (
+        300,
+        0,
+        300,
+    )
+    assert account(buyer).balance == 700
+    assert_ledger_clean()
+
+
+def test_a_dispute_event_is_retried_while_stripe_cannot_be_asked(
+    buy, buyer, fake_stripe, stripe_webhooks
+):
+    purchase = buy()
+    sid = purchase.stripe_session_id
+    stripe_webhooks.deliver(fake_stripe.complete(sid))
+    dispute = fake_stripe.dispute(sid)
+    fake_stripe.fail_next(500, times=5)
+    assert stripe_webhooks.deliver(dispute).status_code >= 500  # Stripe redelivers later
+    assert account(buyer).balance == 1000
+    assert stripe_webhooks.deliver(dispute).json()["outcome"] == "taken_back"
+    assert account(buyer).balance == 0

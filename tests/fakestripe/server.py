@@ -3,13 +3,15 @@
 - ``POST /v1/checkout/sessions`` (form-encoded, ``Authorization: Bearer <secret key>``,
   ``Idempotency-Key`` honoured) answers a Checkout Session object;
   ``GET /v1/checkout/sessions/{id}`` retrieves one; ``GET /v1/checkout/sessions
-  ?payment_intent=pi_...`` lists the one that made a PaymentIntent.
+  ?payment_intent=pi_...`` lists the one that made a PaymentIntent;
+  ``GET /v1/disputes/{id}`` retrieves a dispute as it is now.
 - ``GET /c/pay/{id}`` is the hosted checkout page: a form whose POST pays the session,
   delivers the signed ``checkout.session.completed`` to ``webhook_url`` (if set) and
   redirects to the session's ``success_url``; ``.../cancel`` goes to ``cancel_url``.
 - Stripe's side of a payment's life, for tests: ``complete``, ``async_succeed``,
-  ``async_fail``, ``expire``, ``refund``, ``dispute`` change the session and return the
-  event Stripe would send (deliver it with ``tests.fakestripe.webhooks``).
+  ``async_fail``, ``expire``, ``refund``, ``dispute`` (``escalate_dispute``,
+  ``close_dispute``) change the session and return the event Stripe would send
+  (deliver it with ``tests.fakestripe.webhooks``).
 - ``fail_next(status)`` makes the next API call answer an error in Stripe's shape.
 
 Shapes follow https://docs.stripe.com/api/checkout/sessions/object,
@@ -65,6 +67,7 @@ class FakeStripe:
         self.webhook_url = webhook_url
         self.sessions: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}  # by session id
+        self.disputes: dict[str, dict[str, Any]] = {}  # by session id (one per charge)
         self.requests: list[dict[str, Any]] = []
         self.delivered: list[tuple[dict[str, Any], int]] = []
         self._idempotent: dict[str, tuple[str, int, dict[str, Any]]] = {}
@@ -138,6 +141,15 @@ class FakeStripe:
                         code="resource_missing",
                     )  # fmt: skip
                 return 200, copy.deepcopy(self.sessions[session_id])
+        if method == "GET" and url.path.startswith("/v1/disputes/"):
+            dispute_id = url.path.rsplit("/", 1)[1]
+            with self._lock:
+                for dispute in self.disputes.values():
+                    if dispute["id"] == dispute_id:
+                        return 200, copy.deepcopy(dispute)
+            raise StripeError(
+                404, f"No such dispute: '{dispute_id}'", param="dispute", code="resource_missing"
+            )
         raise StripeError(404, f"Unrecognized request URL ({method}: {url.path}).")
 
     def _idempotently(self, key: str | None, body: str, create, *args) -> tuple[int, Any]:
@@ -295,7 +307,11 @@ class FakeStripe:
             charge["refunded"] = charge["amount_refunded"] == charge["amount"]
             return self.event("charge.refunded", charge)
 
-    def dispute(self, session_id: str, amount: int | None = None) -> dict[str, Any]:
+    def dispute(
+        self, session_id: str, amount: int | None = None, *, inquiry: bool = False
+    ) -> dict[str, Any]:
+        """The cardholder disputes the charge: `charge.dispute.created`. An `inquiry` is
+        Stripe's early warning, which withdraws no funds (status `warning_needs_response`)."""
         with self._lock:
             charge = self.charges[session_id]
             charge["disputed"] = True
@@ -307,9 +323,26 @@ class FakeStripe:
                 "currency": charge["currency"],
                 "payment_intent": charge["payment_intent"],
                 "reason": "fraudulent",
-                "status": "needs_response",
+                "status": "warning_needs_response" if inquiry else "needs_response",
             }
+            self.disputes[session_id] = dispute
             return self.event("charge.dispute.created", dispute)
+
+    def escalate_dispute(self, session_id: str) -> dict[str, Any]:
+        """An inquiry becomes a chargeback: funds are withdrawn
+        (`charge.dispute.funds_withdrawn`)."""
+        with self._lock:
+            dispute = self.disputes[session_id]
+            dispute["status"] = "needs_response"
+            return self.event("charge.dispute.funds_withdrawn", dispute)
+
+    def close_dispute(self, session_id: str, *, won: bool) -> dict[str, Any]:
+        """The bank decides: `charge.dispute.closed` with status `won` (funds reinstated)
+        or `lost`."""
+        with self._lock:
+            dispute = self.disputes[session_id]
+            dispute["status"] = "won" if won else "lost"
+            return self.event("charge.dispute.closed", dispute)
 
     def signed(self, event: dict[str, Any]) -> tuple[bytes, str]:
         body = json.dumps(event).encode()
