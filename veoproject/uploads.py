@@ -1,4 +1,5 @@
-"""How much of an upload we accept: one image of IMAGE_MAX_BYTES and a form around it.
+"""How much of an upload we accept: as many images of IMAGE_MAX_BYTES as the model that
+takes the most (`generations.catalogue`), and a form around them.
 
 Django writes an upload to memory, then to a temporary file, as it reads it, before any
 form or serializer looks at its size. `ImageSizeLimitUploadHandler` sits first in
@@ -16,15 +17,30 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 
+from generations import catalogue
+
 logger = logging.getLogger(__name__)
 
-# Room for the form fields beside the image (the prompt is 2,500 characters at most).
+# Room for the form fields beside the images (the prompt is 2,500 characters at most) and
+# each file's part headers.
 FORM_FIELDS_ALLOWANCE = 256 * 1024
 
 
+def images_taken(model: catalogue.Model) -> int:
+    """How many images one request for `model` carries at most: one per image field, and
+    up to `max_references` under `image_urls`."""
+    return sum(model.max_references if name == "image_urls" else 1 for name in model.image_fields)
+
+
+def images_per_request() -> int:
+    """The most images any request carries: the catalogue's model that takes the most."""
+    return max(images_taken(model) for model in catalogue.MODELS.values())
+
+
 def upload_body_limit() -> int:
-    """The largest multipart body worth reading: one image and its form fields."""
-    return settings.IMAGE_MAX_BYTES + FORM_FIELDS_ALLOWANCE
+    """The largest multipart body worth reading: a full-size image in each image slot of
+    the model that has the most, and its form fields. A larger body is valid for no model."""
+    return images_per_request() * settings.IMAGE_MAX_BYTES + FORM_FIELDS_ALLOWANCE
 
 
 class RefusedUpload(UploadedFile):
