@@ -24,9 +24,12 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 
 from accounts import ledger, limits
 from accounts.models import CreditAccount, LedgerEntry, User
+from veoproject import languages
 
 logger = logging.getLogger(__name__)
 
@@ -93,16 +96,22 @@ def signup_credits_on_confirmation(*, email_address: EmailAddress) -> LedgerEntr
 class AccountAdapter(DefaultAccountAdapter):
     error_messages = {
         **DefaultAccountAdapter.error_messages,
-        "username_taken": "That username is taken.",
-        "email_taken": "An account with this email address already exists.",
-        "too_many_login_attempts": "Too many failed logins. Try again later.",
+        "username_taken": _("That username is taken."),
+        "email_taken": _("An account with this email address already exists."),
+        "too_many_login_attempts": _("Too many failed logins. Try again later."),
     }
 
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
         """A mail server that is down never fails the page that sends (signup, reset,
-        resend): the cause is logged for staff, the person is told to try again later."""
+        resend): the cause is logged for staff, the person is told to try again later.
+        Written in the recipient's language, else in the page's."""
+        user = context.get("user")
+        language = languages.for_recipient(
+            user if isinstance(user, User) else None, default=translation.get_language()
+        )
         try:
-            super().send_mail(template_prefix, email, context)
+            with translation.override(language):
+                super().send_mail(template_prefix, email, context)
         except (smtplib.SMTPException, OSError) as exc:
             logger.error(
                 "event=email_failed template=%s error=%r", template_prefix.rsplit("/", 1)[-1], exc
@@ -111,8 +120,10 @@ class AccountAdapter(DefaultAccountAdapter):
             if request is not None:
                 messages.warning(
                     request,
-                    "We could not send you an email just now. Please try again in a few "
-                    "minutes (on your account's email page, or with “Forgot password”).",
+                    _(
+                        "We could not send you an email just now. Please try again in a few "
+                        "minutes (on your account's email page, or with “Forgot password”)."
+                    ),
                 )
 
     def get_client_ip(self, request: HttpRequest) -> str:

@@ -75,6 +75,7 @@ class IsSessionAuthenticated(permissions.BasePermission):
                 "balance": 5000,
                 "reserved": 320,
                 "available": 4680,
+                "owed": 0,
             },
             response_only=True,
         )
@@ -91,6 +92,7 @@ class MeView(APIView):
             "balance": summary.balance,
             "reserved": summary.reserved,
             "available": summary.available,
+            "owed": summary.owed,
         }
         if not isinstance(request.auth, ApiToken):
             # The secret signs callbacks to the integrator: a token that leaked must not

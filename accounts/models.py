@@ -4,11 +4,14 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Length, Lower
 from django.db.models.lookups import Exact
+from django.utils.translation import pgettext_lazy
+
+from accounts.time_zones import validate_time_zone
 
 
 def new_webhook_secret() -> str:
@@ -20,6 +23,20 @@ class User(AbstractUser):
     # Signs the callbacks we POST to integrators (HMAC-SHA256); rotatable.
     webhook_secret = models.CharField(max_length=64, default=new_webhook_secret)
     suspension_reason = models.CharField(max_length=500, blank=True)
+    # An IANA zone name (accounts.time_zones); empty means the site's TIME_ZONE.
+    time_zone = models.CharField(
+        max_length=64, blank=True, default="", validators=[validate_time_zone]
+    )
+    # A code of settings.LANGUAGES; empty means the browser's or the site's language.
+    language = models.CharField(max_length=16, blank=True, default="")
+    # Staff's say in the fair share of fal's slots (generations.fair_share): a user of
+    # weight 2 may start twice the seconds of video per turn of one of weight 1.
+    share_weight = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Share of the video service's slots while others wait too (1 = everyone's "
+        "default; 2 = twice as many seconds of video per turn).",
+    )
 
     REQUIRED_FIELDS = ["email"]
 
@@ -67,13 +84,13 @@ class LedgerEntry(models.Model):
     """
 
     class Kind(models.TextChoices):
-        GRANT = "grant", "Grant"
-        TOPUP = "topup", "Top-up"
-        HOLD = "hold", "Hold"
-        CAPTURE = "capture", "Capture"
-        RELEASE = "release", "Release"
-        REFUND = "refund", "Refund"
-        ADJUSTMENT = "adjustment", "Adjustment"
+        GRANT = "grant", pgettext_lazy("ledger entry", "Grant")
+        TOPUP = "topup", pgettext_lazy("ledger entry", "Top-up")
+        HOLD = "hold", pgettext_lazy("ledger entry", "Hold")
+        CAPTURE = "capture", pgettext_lazy("ledger entry", "Capture")
+        RELEASE = "release", pgettext_lazy("ledger entry", "Release")
+        REFUND = "refund", pgettext_lazy("ledger entry", "Refund")
+        ADJUSTMENT = "adjustment", pgettext_lazy("ledger entry", "Adjustment")
 
     account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -265,11 +282,11 @@ class Purchase(models.Model):
     only by `accounts.payments`; credits move only through `accounts.ledger`."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Waiting for payment"
-        PROCESSING = "processing", "Payment processing"
-        PAID = "paid", "Paid"
-        FAILED = "failed", "Failed"
-        EXPIRED = "expired", "Expired"
+        PENDING = "pending", pgettext_lazy("purchase", "Waiting for payment")
+        PROCESSING = "processing", pgettext_lazy("purchase", "Payment processing")
+        PAID = "paid", pgettext_lazy("purchase", "Paid")
+        FAILED = "failed", pgettext_lazy("purchase", "Failed")
+        EXPIRED = "expired", pgettext_lazy("purchase", "Expired")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="purchases"

@@ -22,6 +22,7 @@ BAR_STEP = 10
 class CreditSummary:
     balance: int
     reserved: int
+    owed: int = 0
 
     @property
     def available(self) -> int:
@@ -29,7 +30,9 @@ class CreditSummary:
 
 
 def credit_summary(*, user: User) -> CreditSummary:
-    row = CreditAccount.objects.filter(user_id=user.pk).values("balance", "reserved").first()
+    row = (
+        CreditAccount.objects.filter(user_id=user.pk).values("balance", "reserved", "owed").first()
+    )
     return CreditSummary(**row) if row else CreditSummary(balance=0, reserved=0)
 
 

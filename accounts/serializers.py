@@ -14,6 +14,10 @@ class MeSerializer(serializers.Serializer):
     balance = serializers.IntegerField(help_text="Credits on the account.")
     reserved = serializers.IntegerField(help_text="Credits held for generations in flight.")
     available = serializers.IntegerField(help_text="balance - reserved: what you can spend.")
+    owed = serializers.IntegerField(
+        help_text="Credits owed after a refunded or disputed purchase had been spent; while "
+        "above 0, creates answer 402 `credits_owed` until new credits have paid it."
+    )
     webhook_secret = serializers.CharField(
         required=False,
         help_text="Signs the callbacks we POST to your callback_url (HMAC-SHA256). Only "

@@ -10,9 +10,11 @@ from django.contrib import messages
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from accounts import adapters
 from accounts.models import CreditAccount, LedgerEntry, User
+from veoproject import languages
 
 
 @receiver(post_save, sender=User, dispatch_uid="accounts.create_credit_account")
@@ -35,4 +37,8 @@ def signup_credits_on_confirmation(
 
 def _welcome(request: HttpRequest | None, entry: LedgerEntry | None) -> None:
     if entry is not None and request is not None:
-        messages.success(request, f"Welcome! You have {entry.amount:,} credits to start with.")
+        messages.success(
+            request,
+            _("Welcome! You have %(credits)s credits to start with.")
+            % {"credits": languages.grouped(entry.amount)},
+        )

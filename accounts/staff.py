@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from accounts import ledger, tokens
 from accounts.models import ApiToken, LedgerEntry, User
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 class StaffActionRefused(ApplicationError):
     code = "permission_denied"
     http_status = 403
-    default_message = "You may not do that."
+    default_message = gettext_lazy("You may not do that.")
 
 
 def end_sessions(*, user: User) -> int:

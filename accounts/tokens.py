@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import ApiToken, User, new_webhook_secret
 from veoproject.exceptions import ApplicationError, ValidationFailed
@@ -42,7 +44,7 @@ class TokenInvalid(ApplicationError):
 
     code = "authentication_failed"
     http_status = 401
-    default_message = "Invalid token."
+    default_message = gettext_lazy("Invalid token.")
 
 
 def hash_token(raw: str) -> str:
@@ -57,24 +59,25 @@ def create_token(
     name = (name or "").strip()
     if not name:
         raise ValidationFailed(
-            "A token needs a name.", fields={"name": ["This field is required."]}
+            _("A token needs a name."), fields={"name": [_("This field is required.")]}
         )
     if len(name) > MAX_NAME_LENGTH:
         raise ValidationFailed(
-            "The name is too long.",
-            fields={"name": [f"Use at most {MAX_NAME_LENGTH} characters."]},
+            _("The name is too long."),
+            fields={"name": [_("Use at most %(limit)s characters.") % {"limit": MAX_NAME_LENGTH}]},
         )
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationFailed(
-            "The expiry must be in the future.",
-            fields={"expires_at": ["Choose a time in the future."]},
+            _("The expiry must be in the future."),
+            fields={"expires_at": [_("Choose a time in the future.")]},
         )
     if active_tokens(user=user).count() >= MAX_ACTIVE_TOKENS_PER_USER:
         raise ValidationFailed(
-            f"You already have {MAX_ACTIVE_TOKENS_PER_USER} tokens; revoke one first.",
+            _("You already have %(count)s tokens; revoke one first.")
+            % {"count": MAX_ACTIVE_TOKENS_PER_USER},
             code="too_many_tokens",
         )
-    for _ in range(5):
+    for _attempt in range(5):
         prefix = secrets.token_hex(6)
         raw = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
         try:
@@ -101,19 +104,19 @@ def authenticate_token(raw: str) -> ApiToken:
     """
     match = _TOKEN_RE.match(raw)
     if match is None:
-        raise TokenInvalid("Malformed token.")
+        raise TokenInvalid(_("Malformed token."))
     token = ApiToken.objects.select_related("user").filter(prefix=match["prefix"]).first()
     # Compare even when nothing was found, so the response time does not tell the two apart.
     expected = token.token_hash if token is not None else "0" * 64
     if not hmac.compare_digest(expected, hash_token(raw)) or token is None:
-        raise TokenInvalid("Invalid token.")
+        raise TokenInvalid(_("Invalid token."))
     now = timezone.now()
     if token.revoked_at is not None:
-        raise TokenInvalid("This token was revoked.")
+        raise TokenInvalid(_("This token was revoked."))
     if token.expires_at is not None and token.expires_at <= now:
-        raise TokenInvalid("This token has expired.")
+        raise TokenInvalid(_("This token has expired."))
     if not token.user.is_active:
-        raise TokenInvalid("This account is suspended.")
+        raise TokenInvalid(_("This account is suspended."))
     _touch(token, now)
     return token
 

@@ -19,6 +19,7 @@ urlpatterns = [
     path("logout/", views.legacy_redirect("account_logout")),
     path("account/password/", views.legacy_redirect("account_change_password")),
     path("password-reset/", views.legacy_redirect("account_reset_password")),
+    path("account/", views.account_settings, name="account-settings"),
     path("credits/", views.credits, name="credits"),
     path("credits/export.csv", views.ledger_csv, name="ledger-csv"),
     path("credits/buy/", payment_views.purchase_start, name="purchase-start"),

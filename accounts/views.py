@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django.views.generic import RedirectView
 
-from accounts import ledger, ledger_export, limits, selectors, tokens
-from accounts.forms import TokenCreateForm
+from accounts import ledger, ledger_export, limits, selectors, time_zones, tokens
+from accounts.forms import AccountSettingsForm, TokenCreateForm
 from accounts.models import ApiToken, LedgerEntry
 from accounts.payments import selectors as payment_selectors
 from veoproject.exceptions import ApplicationError
@@ -33,17 +37,23 @@ NEW_TOKEN_SESSION_KEY = "accounts.new_token"
 
 # What a rate-limited request was trying to do, by the name of the page it was sent to.
 RATE_LIMITED = {
-    "account_signup": ("signup", "Too many signups from your network in the last hour."),
-    "account_login": ("login", "Too many login attempts from your network."),
-    "account_reset_password": ("password_reset", "Too many password reset requests."),
+    "account_signup": (
+        "signup",
+        gettext_lazy("Too many signups from your network in the last hour."),
+    ),
+    "account_login": ("login", gettext_lazy("Too many login attempts from your network.")),
+    "account_reset_password": ("password_reset", gettext_lazy("Too many password reset requests.")),
     "account_reset_password_from_key": (
         "password_reset",
-        "Too many attempts to use password reset links.",
+        gettext_lazy("Too many attempts to use password reset links."),
     ),
-    "account_email": ("email_confirmation", "Too many confirmation emails asked for."),
+    "account_email": (
+        "email_confirmation",
+        gettext_lazy("Too many confirmation emails asked for."),
+    ),
     "account_email_verification_sent": (
         "email_confirmation",
-        "Too many confirmation emails asked for.",
+        gettext_lazy("Too many confirmation emails asked for."),
     ),
 }
 
@@ -59,7 +69,7 @@ def rate_limited(request: HttpRequest) -> HttpResponse:
     as `handler429`."""
     match = getattr(request, "resolver_match", None)
     name = match.url_name if match is not None else ""
-    action, message = RATE_LIMITED.get(name or "", ("request", "Too many requests."))
+    action, message = RATE_LIMITED.get(name or "", ("request", gettext_lazy("Too many requests.")))
     logger.warning(
         "event=%s_limited path=%s address=%s", action, request.path, limits.client_address(request)
     )
@@ -98,6 +108,30 @@ def _voucher_url() -> str | None:
 
 
 @login_required
+def account_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The account page: time zone and language, and links to the other settings. A new
+    language also becomes the session's at once (veoproject.languages sets its cookie
+    from User.language, as Django's set_language would); "the browser's" drops the
+    cookie, so that Accept-Language decides again."""
+    form = AccountSettingsForm(request.POST or None, instance=request.user)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        if user.language:
+            translation.activate(user.language)
+        messages.success(request, _("Your settings are saved."))
+        response = redirect("account-settings")
+        if not user.language and "language" in form.changed_data:
+            response.delete_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                path=settings.LANGUAGE_COOKIE_PATH,
+                domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            )
+        return response
+    return render(request, "accounts/settings.html", {"form": form, "now": timezone.now()})
+
+
+@login_required
 def credits(request: AuthenticatedHttpRequest) -> HttpResponse:
     entries = (
         LedgerEntry.objects.filter(account__user=request.user)
@@ -116,7 +150,9 @@ def credits(request: AuthenticatedHttpRequest) -> HttpResponse:
             "packs": payment_selectors.offered_packs(),
             "receipts": payment_selectors.receipts(user=request.user),
             "credits_owed": ledger.credits_owed(user=request.user),
-            "spending": selectors.spent_per_day(user=request.user),
+            "spending": selectors.spent_per_day(
+                user=request.user, tz=time_zones.zone_of(request.user)
+            ),
         },
     )
 
@@ -140,7 +176,9 @@ def token_list(request: AuthenticatedHttpRequest) -> HttpResponse:
             add_service_errors(form, exc, aliases={"expires_at": "expires_in_days"})
         else:
             request.session[NEW_TOKEN_SESSION_KEY] = {"id": token.pk, "raw": raw}
-            messages.success(request, f"Token “{token.name}” created. Copy it now.")
+            messages.success(
+                request, _("Token “%(name)s” created. Copy it now.") % {"name": token.name}
+            )
             return redirect("tokens")
     new_token = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
     token_rows = ApiToken.objects.filter(user=request.user).order_by("-created_at", "-id")
@@ -162,9 +200,12 @@ def token_revoke(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     token = get_object_or_404(ApiToken, pk=pk, user=request.user)
     if token.revoked_at is None:
         tokens.revoke_token(token=token)
-        messages.success(request, f"Token “{token.name}” revoked. It stopped working at once.")
+        messages.success(
+            request,
+            _("Token “%(name)s” revoked. It stopped working at once.") % {"name": token.name},
+        )
     else:
-        messages.info(request, f"Token “{token.name}” was already revoked.")
+        messages.info(request, _("Token “%(name)s” was already revoked.") % {"name": token.name})
     return redirect("tokens")
 
 
@@ -174,7 +215,9 @@ def webhook_secret_rotate(request: AuthenticatedHttpRequest) -> HttpResponse:
     tokens.rotate_webhook_secret(user=request.user)
     messages.success(
         request,
-        "New webhook secret created. Callbacks are signed with it from now on: "
-        "update your receiver.",
+        _(
+            "New webhook secret created. Callbacks are signed with it from now on: "
+            "update your receiver."
+        ),
     )
     return redirect(reverse("tokens") + "#webhook-secret")

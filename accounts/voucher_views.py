@@ -10,11 +10,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from accounts import vouchers
+from veoproject import languages
 from veoproject.request_types import AuthenticatedHttpRequest
 from veoproject.throttles import VoucherRedeemThrottle
 
@@ -46,7 +49,13 @@ def voucher_redeem(request: AuthenticatedHttpRequest) -> HttpResponse:
             wait = math.ceil(throttle.wait() or 60)
             minutes = max(1, math.ceil(wait / 60))
             form.add_error(
-                "code", f"Too many attempts. Try again in {minutes} minute{'s' * (minutes > 1)}."
+                "code",
+                ngettext(
+                    "Too many attempts. Try again in %(minutes)d minute.",
+                    "Too many attempts. Try again in %(minutes)d minutes.",
+                    minutes,
+                )
+                % {"minutes": minutes},
             )
         else:
             try:
@@ -56,8 +65,11 @@ def voucher_redeem(request: AuthenticatedHttpRequest) -> HttpResponse:
             else:
                 messages.success(
                     request,
-                    f"{redemption.entry.amount:,} credits added. You now have "
-                    f"{redemption.credits.available:,} credits available.",
+                    _("%(added)s credits added. You now have %(available)s credits available.")
+                    % {
+                        "added": languages.grouped(redemption.entry.amount),
+                        "available": languages.grouped(redemption.credits.available),
+                    },
                 )
                 return redirect("credits")
     return render(request, "accounts/voucher_redeem.html", {"form": form})

@@ -23,6 +23,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from accounts import ledger
 from accounts.models import LedgerEntry, User, Voucher, VoucherRedemption
@@ -41,7 +42,7 @@ _CODE_MAX_LENGTH = max_length(Voucher, "code")
 
 class VoucherError(ApplicationError):
     code = "voucher_invalid"
-    default_message = "This code is not valid."
+    default_message = gettext_lazy("This code is not valid.")
 
 
 class VoucherInvalid(VoucherError):
@@ -50,19 +51,21 @@ class VoucherInvalid(VoucherError):
 
 class VoucherExpired(VoucherError):
     code = "voucher_expired"
-    default_message = "This code has expired."
+    default_message = gettext_lazy("This code has expired.")
 
 
 class VoucherUsedUp(VoucherError):
     code = "voucher_used_up"
     http_status = 409
-    default_message = "This code has already been redeemed as many times as it allows."
+    default_message = gettext_lazy(
+        "This code has already been redeemed as many times as it allows."
+    )
 
 
 class VoucherAlreadyRedeemed(VoucherError):
     code = "voucher_already_redeemed"
     http_status = 409
-    default_message = "You have already redeemed this code."
+    default_message = gettext_lazy("You have already redeemed this code.")
 
 
 def normalize_code(raw: str) -> str:

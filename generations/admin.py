@@ -23,13 +23,14 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 
 from accounts.models import LedgerEntry
-from generations import costs, moderation, overview, pricing_history
+from generations import costs, media, moderation, overview, pricing_history
 from generations import staff as generation_staff
 from generations.models import (
     BlockedTerm,
     CallbackAttempt,
     FalPrice,
     Generation,
+    GenerationImage,
     PricingRule,
     PricingRuleChange,
     RefundPolicy,
@@ -55,6 +56,31 @@ class LedgerEntryInline(ReadOnlyInline):
 class CallbackAttemptInline(ReadOnlyInline):
     model = CallbackAttempt
     fields = ("attempt", "created_at", "url", "status_code", "succeeded", "error", "duration_ms")
+
+
+class GenerationImageInline(ReadOnlyInline):
+    """The first and last frames or references of a model that takes several images."""
+
+    model = GenerationImage
+    fields = ("slot", "position", "preview")
+    verbose_name_plural = "input images (frames, references)"
+
+    @admin.display(description="image")
+    def preview(self, image: GenerationImage) -> str:
+        if image.image:
+            paths = dict(media.input_image_paths(image.generation))
+            return format_html(
+                '<a href="{0}"><img src="{0}" alt="{1}" style="max-width:240px;max-height:160px">'
+                "</a>",
+                paths[image],
+                image.get_slot_display(),
+            )
+        # An image given by URL is not loaded into the admin (it could track staff).
+        return format_html(
+            '<a href="{}" rel="noreferrer noopener" target="_blank">{}</a>',
+            image.image_url,
+            image.image_url,
+        )
 
 
 def _hide(generation: Generation, actor, reason: str) -> bool:
@@ -109,6 +135,7 @@ class GenerationAdmin(ObjectActionsMixin[Generation], ReadOnlyAdmin):
     list_filter = (
         "status",
         "moderation_state",
+        "model",
         "resolution",
         "generate_audio",
         "duration",
@@ -118,7 +145,7 @@ class GenerationAdmin(ObjectActionsMixin[Generation], ReadOnlyAdmin):
     search_fields = ("prompt", "owner__username", "owner__email", "=fal_request_id")
     date_hierarchy = "created_at"
     show_full_result_count = False
-    inlines = [LedgerEntryInline, CallbackAttemptInline]
+    inlines = [GenerationImageInline, LedgerEntryInline, CallbackAttemptInline]
     fieldsets = (
         (None, {"fields": ("player", "owner_link", "prompt", "source_image")}),
         (
@@ -130,6 +157,8 @@ class GenerationAdmin(ObjectActionsMixin[Generation], ReadOnlyAdmin):
                     "resolution",
                     "generate_audio",
                     "endpoint",
+                    "model",
+                    "model_options",
                     "cost_credits",
                     "settlement_policy",
                 )

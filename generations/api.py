@@ -25,16 +25,17 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
-from generations import selectors, services, states
+from generations import quotes, selectors, services, states
 from generations.models import Generation
-from generations.requests import DEFAULTS, quote_request
+from generations.requests import DEFAULTS, offers
 from generations.serializers import (
+    CatalogueModelSerializer,
     GenerationCreateSerializer,
     GenerationSerializer,
     QuoteRequestSerializer,
     QuoteSerializer,
 )
-from veoproject.api_errors import error_responses
+from veoproject.api_errors import error_responses, quote_conflicts
 from veoproject.exceptions import ApplicationError, ValidationFailed
 from veoproject.pagination import NewestFirstPagination
 from veoproject.request_types import AuthenticatedRequest
@@ -47,6 +48,7 @@ _GENERATION_EXAMPLE = {
     "id": "5f0c6b1e-8a39-4c1e-9d55-2b7a1f3c9e10",
     "status": "succeeded",
     "prompt": "A slow dolly shot across a misty lake at dawn",
+    "model": "fal-ai/veo3.1/image-to-video",
     "image_url": "https://images.example.com/lake.jpg",
     **DEFAULTS,
     "cost_credits": 320,
@@ -102,6 +104,7 @@ class GenerationListCreateView(generics.GenericAPIView):
                 fields={"status": [f"Choose one of {', '.join(PUBLIC_STATUSES)}."]}
             )
         generations = selectors.generation_list(user=request.user, status=wanted)
+        generations = generations.prefetch_related("input_images")  # one query a page
         page = self.paginate_queryset(generations)
         serializer = GenerationSerializer(page, many=True, context={"request": request})
         return self.get_paginated_response(serializer.data)
@@ -123,6 +126,7 @@ class GenerationListCreateView(generics.GenericAPIView):
                 description="Accepted (also for an idempotent replay of the same request).",
             ),
             **error_responses(400, 401, 402, 413, 422, 429),
+            409: quote_conflicts(),
         },
         examples=[
             OpenApiExample(
@@ -131,6 +135,18 @@ class GenerationListCreateView(generics.GenericAPIView):
                     "prompt": "A slow dolly shot across a misty lake at dawn",
                     "image_url": "https://images.example.com/lake.jpg",
                     **DEFAULTS,
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Another model: first and last frame",
+                value={
+                    "model": "fal-ai/veo3.1/fast/first-last-frame-to-video",
+                    "prompt": "The lake freezes over as night falls",
+                    "first_frame_url": "https://images.example.com/lake-dawn.jpg",
+                    "last_frame_url": "https://images.example.com/lake-night.jpg",
+                    "duration": "6s",
+                    "negative_prompt": "people",
                 },
                 request_only=True,
             ),
@@ -229,7 +245,9 @@ class GenerationCancelView(APIView):
     tags=["generations"],
     summary="Price a generation without starting it",
     description="Takes the same fields as a create (prompt and image are optional and "
-    "ignored); nothing is charged.",
+    "ignored); nothing is charged. The answer's `quote_id` binds the price until "
+    "`expires_at`: a create of the same model and options that sends it is charged exactly "
+    "`cost_credits`, even if prices change meanwhile. A quote pays for one generation.",
     request={
         "application/json": QuoteRequestSerializer,
         "multipart/form-data": QuoteRequestSerializer,
@@ -249,6 +267,31 @@ class GenerationCancelView(APIView):
                             "generate_audio": DEFAULTS["generate_audio"],
                             "endpoint": "fal-ai/veo3.1/image-to-video",
                         },
+                        "price_breakdown": [
+                            {
+                                "item": "model",
+                                "value": "fal-ai/veo3.1/image-to-video",
+                                "seconds": 8,
+                                "credits_per_second": 20,
+                                "credits": 160,
+                            },
+                            {
+                                "item": "resolution",
+                                "value": DEFAULTS["resolution"],
+                                "seconds": 8,
+                                "credits_per_second": 0,
+                                "credits": 0,
+                            },
+                            {
+                                "item": "audio",
+                                "value": True,
+                                "seconds": 8,
+                                "credits_per_second": 20,
+                                "credits": 160,
+                            },
+                        ],
+                        "quote_id": "0b6f2a52-5d2e-4f4e-9a43-3c1d7e0f9a21",
+                        "expires_at": "2026-01-05T10:10:00Z",
                     },
                 )
             ],
@@ -260,9 +303,33 @@ class GenerationQuoteView(APIView):
     throttle_classes = [ApiReadThrottle]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         _refuse_oversized_body(request)
-        quote = quote_request(params=request.data)
+        issued = quotes.issue(user=request.user, params=request.data)
         return Response(
-            QuoteSerializer({"cost_credits": quote.credits, "breakdown": quote.breakdown}).data
+            QuoteSerializer(
+                {
+                    "cost_credits": issued.price.credits,
+                    "breakdown": issued.price.breakdown,
+                    "price_breakdown": issued.price.price_breakdown,
+                    "quote_id": issued.record.pk,
+                    "expires_at": issued.record.expires_at,
+                }
+            ).data
         )
+
+
+@extend_schema(
+    tags=["models"],
+    summary="The models you can order",
+    description="The Veo 3.1 models on offer (those with an active price), each with the "
+    "images it takes, the values and defaults of its options, its optional arguments and "
+    "its prices per second. Name one as `model` in a create or a quote (default "
+    "`fal-ai/veo3.1/image-to-video`).",
+    responses={200: CatalogueModelSerializer(many=True), **error_responses(401, 429)},
+)
+class ModelListView(APIView):
+    throttle_classes = [ApiReadThrottle]
+
+    def get(self, request: Request) -> Response:
+        return Response(CatalogueModelSerializer(offers(), many=True).data)

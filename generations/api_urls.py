@@ -5,6 +5,7 @@ from django.urls import path
 from generations import api
 
 urlpatterns = [
+    path("models/", api.ModelListView.as_view(), name="api-models"),
     path("generations/", api.GenerationListCreateView.as_view(), name="api-generations"),
     path("generations/quote/", api.GenerationQuoteView.as_view(), name="api-generation-quote"),
     path(

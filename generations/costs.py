@@ -172,3 +172,7 @@ def save_refund_policy(*, policy: RefundPolicy, actor: User, reason: str) -> Non
         fields=("reason", "action", "share_percent"),
         what="Refund policy",
     )
+    # The 500 page repeats the words this process last read: this process says the new ones.
+    from generations import refund_words  # it reads the policies through this module
+
+    transaction.on_commit(refund_words.forget)

@@ -6,9 +6,12 @@ being ready of the last `RECENT_SAMPLES` videos of the same kind (model, duratio
 resolution, audio) that succeeded in the last `RECENT_DAYS` days; with none,
 `settings.GENERATION_TYPICAL_SECONDS`. Then:
 
-- a video not sent yet is ready that long from now, plus one such time per wave of work
-  ahead of it: our in-flight videos accepted before it, `FAL_MAX_CONCURRENCY` at a time
-  (with no limit, nothing of ours waits for a slot);
+- a video waiting in our own queue for one of fal's slots (`FAL_MAX_CONCURRENCY`,
+  `generations.fair_share`) is ready that long from now, plus one such time per wave of
+  the queue ahead of it: its place in the fair order (`queue_position`) less the slots free
+  now, `FAL_MAX_CONCURRENCY` at a time;
+- a video about to be sent (it has its slot, or there is no limit) is ready that long from
+  now;
 - a video in the video service's line is ready that long after it was sent, plus one such
   time per wave of the jobs ahead of it in that line (its queue position);
 - a rendering video is ready that long after it was sent.
@@ -17,8 +20,9 @@ An estimate already past is not left in the past: it becomes `MIN_LEFT` from now
 marked overdue (the portal says it is taking longer than usual). A final video has none.
 
 Cost: one query per kind of video on a page, cached `CACHE_SECONDS` under one key per
-kind, and one count for a page's videos not sent yet, only while a concurrency limit
-applies. Read through `for_generations` (a page) or `attach` (cards).
+kind, and, only when the page shows a video waiting in our queue, three more: the queue in
+its fair order, the round's state, the slots in use. Read through `for_generations` (a
+page) or `attach` (cards).
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db.models import Count, Q
 from django.utils import timezone
 
+from generations import fair_share
 from generations.models import Generation
 
 RECENT_SAMPLES = 50
@@ -57,6 +61,9 @@ class Estimate:
     waves: int  # rounds of work ahead of it (see the module's docstring)
     sent: bool  # handed to the video service already
     overdue: bool  # it should have been ready by now
+    # Its place in a line (0 = next): ours while it waits for a slot, fal's once queued
+    # there (None when unknown, or not in a line).
+    queue_position: int | None = None
 
     @property
     def usual(self) -> bool:
@@ -109,22 +116,23 @@ def typical_time(*, endpoint: str, duration: str, resolution: str, generate_audi
     return typical
 
 
-def _slots() -> int:
-    """How many of our videos the video service renders at once; 0 = no limit of ours."""
-    return max(0, int(getattr(settings, "FAL_MAX_CONCURRENCY", 0) or 0))
+@dataclass(frozen=True)
+class OurQueue:
+    """Our queue for fal's slots as a page's estimates see it."""
+
+    slots: int  # FAL_MAX_CONCURRENCY
+    free: int  # slots free now
+    positions: dict[UUID, int]  # every waiting generation's place in the fair order
 
 
-def _ours_ahead(waiting: list[Generation]) -> dict[UUID, int]:
-    """For each video not sent yet: our in-flight videos accepted before it (one query)."""
-    if not waiting:
-        return {}
-    counts = Generation.objects.in_flight().aggregate(
-        **{
-            f"ahead_{index}": Count("pk", filter=Q(created_at__lt=generation.created_at))
-            for index, generation in enumerate(waiting)
-        }
-    )
-    return {g.pk: counts[f"ahead_{index}"] or 0 for index, g in enumerate(waiting)}
+def _our_queue(in_flight: list[Generation]) -> OurQueue | None:
+    """Read only when the page shows a generation waiting for a slot."""
+    if not any(generation.is_waiting for generation in in_flight):
+        return None
+    slots = fair_share.max_concurrency()
+    positions = fair_share.queue_positions()
+    free = max(slots - fair_share.slots_in_use(), 0) if slots else len(positions)
+    return OurQueue(slots=slots or 1, free=free, positions=positions)
 
 
 def for_generations(
@@ -136,8 +144,8 @@ def for_generations(
     if not in_flight:
         return {}
     now = now or timezone.now()
-    slots = _slots()
-    ahead = _ours_ahead([g for g in in_flight if g.is_pending]) if slots else {}
+    slots = fair_share.max_concurrency()
+    queue = _our_queue(in_flight)
     typicals: dict[tuple[str, str, str, bool], Typical] = {}
     estimates = {}
     for generation in in_flight:
@@ -152,23 +160,38 @@ def for_generations(
                 endpoint=kind[0], duration=kind[1], resolution=kind[2], generate_audio=kind[3]
             )
         estimates[generation.pk] = _estimate(
-            generation,
-            typical=typicals[kind],
-            ahead=ahead.get(generation.pk, 0),
-            slots=slots,
-            now=now,
+            generation, typical=typicals[kind], queue=queue, slots=slots, now=now
         )
     return estimates
 
 
+def _waves_before_a_slot(position: int, queue: OurQueue) -> int:
+    """Turns of fal's slots before the generation at `position` in our queue gets one: none
+    while a free slot is left for it, then one per `slots` generations ahead."""
+    if position < queue.free:
+        return 0
+    return -(-(position - queue.free + 1) // queue.slots)  # ceiling
+
+
 def _estimate(
-    generation: Generation, *, typical: Typical, ahead: int, slots: int, now: datetime
+    generation: Generation,
+    *,
+    typical: Typical,
+    queue: OurQueue | None,
+    slots: int,
+    now: datetime,
 ) -> Estimate:
     usual = timedelta(seconds=typical.seconds)
-    sent = not generation.is_pending
-    if not sent:
-        waves = ahead // slots if slots else 0
+    sent = not (generation.is_pending or generation.is_waiting)
+    position = None
+    if generation.is_waiting and queue is not None:
+        # Not in the order (it got its slot a moment ago): at the head of the line.
+        position = queue.positions.get(generation.pk, 0)
+        waves = _waves_before_a_slot(position, queue)
         ready_at = now + usual * (1 + waves)
+    elif not sent:
+        waves = 0  # its slot is granted (or there is no limit): it is being sent
+        ready_at = now + usual
     else:
         sent_at = generation.submitted_at or generation.started_at or generation.created_at
         position = generation.fal_queue_position if generation.is_queued else None
@@ -179,7 +202,14 @@ def _estimate(
     overdue = ready_at < now
     if overdue:
         ready_at = now + MIN_LEFT
-    return Estimate(ready_at=ready_at, typical=typical, waves=waves, sent=sent, overdue=overdue)
+    return Estimate(
+        ready_at=ready_at,
+        typical=typical,
+        waves=waves,
+        sent=sent,
+        overdue=overdue,
+        queue_position=position,
+    )
 
 
 def estimated_ready_at(generation: Generation) -> datetime | None:

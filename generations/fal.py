@@ -284,7 +284,10 @@ def _after_response(response: httpx.Response) -> None:
 
 
 class FalGateway:
-    """fal's queue API for one endpoint, through one `fal_client.SyncClient` per process."""
+    """fal's queue API, through one `fal_client.SyncClient` per process. A submit goes to
+    the generation's own model (`endpoint`, a catalogue id; `self.endpoint` when none is
+    given). Status, result and cancel need only the app: fal-client builds their URLs from
+    owner/app alone (`fal-ai/veo3.1/requests/<id>`), the same for every Veo 3.1 model."""
 
     def __init__(self, *, key: str, endpoint: str, timeout: float) -> None:
         self.endpoint = endpoint
@@ -325,11 +328,17 @@ class FalGateway:
         return self._client.get_handle(self.endpoint, request_id)
 
     @metrics.fal_call("submit")
-    def submit(self, *, arguments: dict[str, Any], webhook_url: str | None = None) -> Submitted:
+    def submit(
+        self,
+        *,
+        arguments: dict[str, Any],
+        webhook_url: str | None = None,
+        endpoint: str | None = None,
+    ) -> Submitted:
         with self._budget() as call:
             try:
                 handle = self._client.submit(
-                    self.endpoint,
+                    endpoint or self.endpoint,
                     arguments,
                     webhook_url=webhook_url,
                     start_timeout=settings.GENERATION_DEADLINE_SECONDS,
@@ -517,7 +526,13 @@ class FalBackend(Protocol):
 
     endpoint: str
 
-    def submit(self, *, arguments: dict[str, Any], webhook_url: str | None = None) -> Submitted: ...
+    def submit(
+        self,
+        *,
+        arguments: dict[str, Any],
+        webhook_url: str | None = None,
+        endpoint: str | None = None,
+    ) -> Submitted: ...
 
     def status(self, *, request_id: str) -> JobStatus: ...
 

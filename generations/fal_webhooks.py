@@ -52,17 +52,51 @@ TOKEN_SALT = "generations.fal-webhook-token"
 
 
 class WebhookRejected(Exception):
-    """A webhook we refuse (401). `code` is the API error code; the message is for the log."""
+    """A webhook we refuse (401). `code` and `public_message` are all the sender is told
+    (two coarse answers: telling which check failed would help a forger); the message is
+    the raw cause, for the staff log; `reason` names the check that failed, one of
+    `REJECT_REASONS`, for the `veo_fal_webhook_rejects_total` metric."""
 
     code = "invalid_signature"
     public_message = "The webhook signature is not valid."
+    reason = "bad_signature"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
 
 
 class WebhookNotOurs(WebhookRejected):
-    """Validly signed perhaps, but not about this generation's job on our account."""
+    """Validly signed perhaps, but not about this generation's job on our account. Raised
+    without a reason (by `services.apply_webhook`): the signed request id is not the body's,
+    or not the generation's job."""
 
     code = "invalid_webhook"
     public_message = "The webhook does not belong to this generation."
+    reason = "not_this_job"
+
+
+# Every reason a webhook is refused for, by the check that refused it (a fixed set: metric
+# labels). 401: the URL's token (missing_token, bad_token); fal's signature (missing_headers,
+# bad_signature, bad_timestamp, stale_timestamp: outside FAL_WEBHOOK_TOLERANCE_SECONDS, a
+# replay; keys_unavailable: fal's JWKS could not be had); our fal user (wrong_user: not
+# FAL_WEBHOOK_USER_ID); our job (not_this_job). 400/413, before any check:
+# bad_generation (?generation= is no id), bad_body (not a JSON object), too_large.
+REJECT_REASONS = (
+    "missing_token",
+    "bad_token",
+    "missing_headers",
+    "bad_signature",
+    "bad_timestamp",
+    "stale_timestamp",
+    "keys_unavailable",
+    "wrong_user",
+    "not_this_job",
+    "bad_generation",
+    "bad_body",
+    "too_large",
+)
 
 
 @dataclass(frozen=True)
@@ -92,7 +126,9 @@ def check_webhook_token(generation_id: UUID | str, token: str) -> None:
         for secret in (settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS):
             if constant_time_compare(_token(str(generation_id), secret), token):
                 return
-    raise WebhookNotOurs("no valid token for this generation" if token else "no token")
+    if token:
+        raise WebhookNotOurs("no valid token for this generation", reason="bad_token")
+    raise WebhookNotOurs("no token", reason="missing_token")
 
 
 # ------------------------------------------------------------------ fal's keys
@@ -136,7 +172,7 @@ class _KeyCache:
             finally:
                 self._fetch_lock.release()
         if not keys:
-            raise WebhookRejected("fal's signing keys are unavailable")
+            raise WebhookRejected("fal's signing keys are unavailable", reason="keys_unavailable")
         return keys
 
     def _fetch(self, url: str) -> list[Ed25519PublicKey]:
@@ -188,7 +224,9 @@ def _fetch_jwks(url: str) -> list[Ed25519PublicKey]:
         entries = document.get("keys", [])
     except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError, AttributeError) as exc:
         logger.error("event=fal_jwks_unavailable url=%s reason=%r", url, exc)
-        raise WebhookRejected("fal's signing keys are unavailable") from exc
+        raise WebhookRejected(
+            "fal's signing keys are unavailable", reason="keys_unavailable"
+        ) from exc
     keys = []
     for entry in entries:
         if not isinstance(entry, dict):
@@ -200,7 +238,7 @@ def _fetch_jwks(url: str) -> list[Ed25519PublicKey]:
                 logger.warning("event=fal_jwks_bad_key kid=%s", entry.get("kid"))
     if not keys:
         logger.error("event=fal_jwks_unavailable url=%s reason=no_usable_keys", url)
-        raise WebhookRejected("fal's JWKS holds no usable key")
+        raise WebhookRejected("fal's JWKS holds no usable key", reason="keys_unavailable")
     return keys
 
 
@@ -228,15 +266,15 @@ def verify_webhook(
         timestamp = headers[HEADER_TIMESTAMP]
         signature = bytes.fromhex(headers[HEADER_SIGNATURE])
     except KeyError as exc:
-        raise WebhookRejected(f"missing header {exc.args[0]}") from None
+        raise WebhookRejected(f"missing header {exc.args[0]}", reason="missing_headers") from None
     except ValueError:
         raise WebhookRejected("the signature is not hex") from None
     try:
         age = abs((now if now is not None else time.time()) - int(timestamp))
     except ValueError:
-        raise WebhookRejected("the timestamp is not a number") from None
+        raise WebhookRejected("the timestamp is not a number", reason="bad_timestamp") from None
     if age > settings.FAL_WEBHOOK_TOLERANCE_SECONDS:
-        raise WebhookRejected("the timestamp is outside the tolerance")
+        raise WebhookRejected("the timestamp is outside the tolerance", reason="stale_timestamp")
     message = "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()]).encode()
     if not (
         _verifies(key_cache.keys(), signature, message)
@@ -245,5 +283,7 @@ def verify_webhook(
         raise WebhookRejected("the signature does not verify")
     pinned = settings.FAL_WEBHOOK_USER_ID
     if pinned and not constant_time_compare(user_id, pinned):
-        raise WebhookNotOurs(f"the webhook is for another fal user ({user_id[:100]})")
+        raise WebhookNotOurs(
+            f"the webhook is for another fal user ({user_id[:100]})", reason="wrong_user"
+        )
     return SignedWebhook(request_id=request_id, user_id=user_id)

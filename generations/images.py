@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
+from django.utils.translation import gettext_lazy as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ SIGNATURES = {
     "PNG": ((0, b"\x89PNG\r\n\x1a\n"),),
     "WEBP": ((0, b"RIFF"), (8, b"WEBP")),
 }
-UNREADABLE = "This file is not a readable JPEG, PNG or WebP image."
+UNREADABLE = _("This file is not a readable JPEG, PNG or WebP image.")
 STORED_NAME_STEM = "input"
 JPEG_QUALITY = 92
 WEBP_QUALITY = 92
@@ -92,7 +93,7 @@ def normalised_upload(image_file: UploadedFile) -> ContentFile:
     with opened_upload(image_file) as original:
         image_format = original.format or ""
         if image_format not in STORED_FORMATS:
-            raise ValidationError("Upload a JPEG, PNG or WebP image.")
+            raise ValidationError(_("Upload a JPEG, PNG or WebP image."))
         original.load()
         ImageOps.exif_transpose(original, in_place=True)  # no copy of a 40 MP image
         data = _encode(original, image_format)

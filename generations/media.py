@@ -1,4 +1,4 @@
-"""Private media: a generation's video and input image, for its owner and staff only.
+"""Private media: a generation's video and input images, for its owner and staff only.
 
 Every file goes out through `_media_response`, with headers that make it an image or a
 video and nothing else, whatever bytes it holds: a type we set from what we stored (never
@@ -22,11 +22,13 @@ from django.db.models.fields.files import FieldFile
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 
+from accounts.middleware import staff_session_trusted
 from accounts.models import User
 from generations import images
-from generations.models import Generation
+from generations.models import Generation, GenerationImage
 from veoproject import ranges, storage
 
 VIDEO_CONTENT_TYPE = "video/mp4"
@@ -64,6 +66,10 @@ def _visible_generation(request: HttpRequest, pk: UUID) -> Generation:
         # media through their browser session (the admin), so a leaked staff token opens
         # nobody else's files.
         generations, staff = Generation.objects.filter(owner=viewer), False
+    elif viewer.is_staff and not staff_session_trusted(request, viewer):
+        # A staff password alone (no code where the admin asks for one) opens only one's
+        # own files, as for a token.
+        generations, staff = Generation.objects.filter(owner=viewer), False
     else:
         generations = Generation.objects.visible_to(viewer)
         staff = viewer.is_staff and viewer.has_perm("generations.view_generation")
@@ -86,12 +92,17 @@ def _image_content_type(field: FieldFile) -> str:
 
 
 def _media_response(
-    request: HttpRequest, generation: Generation, field: FieldFile, content_type: str
+    request: HttpRequest,
+    generation: Generation,
+    field: FieldFile,
+    content_type: str,
+    *,
+    stem: str | None = None,
 ) -> HttpResponseBase:
     """The one way a stored file leaves, after the caller's access check: see the module
     docstring. The ways of sending the bytes part here: S3 storage redirects to a presigned
     URL; `MEDIA_ACCEL=nginx` hands them to nginx; otherwise Django streams them."""
-    filename = f"{generation.pk}.{EXTENSIONS[content_type]}"
+    filename = f"{stem or generation.pk}.{EXTENSIONS[content_type]}"
     presigned = storage.presigned_url(
         field.storage,
         field.name or "",
@@ -158,6 +169,31 @@ def generation_image(request: HttpRequest, pk: UUID) -> HttpResponseBase:
         raise Http404
     return _media_response(
         request, generation, generation.image, _image_content_type(generation.image)
+    )
+
+
+def input_image_paths(generation: Generation) -> list[tuple[GenerationImage, str | None]]:
+    """Each of the images of a model that takes several (`generation.input_images`, in
+    their order: slot, position), with the path an upload is served at, the n-th at
+    `.../images/<n>/`; None for one given by URL (its URL is the one to show)."""
+    return [
+        (image, reverse("generation-input-image", args=[generation.pk, number]))
+        if image.image
+        else (image, None)
+        for number, image in enumerate(generation.input_images.all())
+    ]
+
+
+def generation_input_image(request: HttpRequest, pk: UUID, number: int) -> HttpResponseBase:
+    """An uploaded first or last frame or reference image: the n-th of
+    `input_image_paths`, with the same access check and headers as the input image."""
+    generation = _visible_generation(request, pk)
+    images = list(generation.input_images.all())
+    if number >= len(images) or not images[number].image:
+        raise Http404
+    field = images[number].image
+    return _media_response(
+        request, generation, field, _image_content_type(field), stem=f"{generation.pk}-{number}"
     )
 
 

@@ -6,14 +6,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
-from generations import states
+from generations import catalogue, states
 
 
 class Duration(models.TextChoices):
-    S4 = "4s", "4 seconds"
-    S6 = "6s", "6 seconds"
-    S8 = "8s", "8 seconds"
+    S4 = "4s", _("4 seconds")
+    S6 = "6s", _("6 seconds")
+    S8 = "8s", _("8 seconds")
 
 
 class Resolution(models.TextChoices):
@@ -23,8 +24,9 @@ class Resolution(models.TextChoices):
 
 
 class AspectRatio(models.TextChoices):
-    LANDSCAPE = "16:9", "16:9 landscape"
-    PORTRAIT = "9:16", "9:16 portrait"
+    LANDSCAPE = "16:9", _("16:9 landscape")
+    PORTRAIT = "9:16", _("9:16 portrait")
+    AUTO = "auto", _("auto (from the image)")  # the models that take images (the catalogue)
 
 
 class PricingRule(models.Model):
@@ -146,7 +148,18 @@ class Generation(models.Model):
     resolution = models.CharField(max_length=8, choices=Resolution.choices)
     generate_audio = models.BooleanField()
     endpoint = models.CharField(max_length=200)
+    # The catalogue's model (fal's endpoint id) the request chose; what it accepts is
+    # `generations.catalogue`. Its optional arguments as given (negative_prompt, seed,
+    # auto_fix, safety_tolerance); absent ones are left to fal's defaults.
+    model = models.CharField(max_length=200, default=catalogue.DEFAULT_MODEL)
+    model_options = models.JSONField(default=dict, blank=True)
     cost_credits = models.PositiveIntegerField(help_text="Quoted and frozen at acceptance.")
+    price_breakdown = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The price's line items at acceptance (generations.pricing.LineItem); "
+        "empty for generations accepted before they were recorded.",
+    )
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
@@ -218,6 +231,12 @@ class Generation(models.Model):
             models.Index(fields=["owner", "status"], name="gen_owner_status"),
             models.Index(fields=["status", "next_poll_at"], name="gen_status_next_poll"),
             models.Index(fields=["moderation_state", "-created_at"], name="gen_moderation"),
+            # Our own queue for fal's slots (generations.fair_share), read in this order.
+            models.Index(
+                fields=["created_at", "id"],
+                condition=Q(status="waiting"),
+                name="gen_waiting_queue",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -233,7 +252,14 @@ class Generation(models.Model):
                 name="gen_hidden_has_reason",
             ),
             models.CheckConstraint(condition=Q(cost_credits__gt=0), name="gen_cost_positive"),
-            models.CheckConstraint(condition=~Q(image="") | ~Q(image_url=""), name="gen_has_image"),
+            # The models that take one image have it (an upload or a URL); the others keep
+            # theirs as GenerationImage rows.
+            models.CheckConstraint(
+                condition=~Q(model__in=catalogue.SINGLE_IMAGE_MODELS)
+                | ~Q(image="")
+                | ~Q(image_url=""),
+                name="gen_has_image",
+            ),
             models.CheckConstraint(
                 condition=Q(completed_at__isnull=True) | Q(completed_at__gte=F("created_at")),
                 name="gen_completed_after_created",
@@ -250,7 +276,9 @@ class Generation(models.Model):
 
     @property
     def public_status(self) -> str:
-        return self.Status.PENDING if self.status == self.Status.SUBMITTING else self.status
+        """What the API and the portal show (`states.SHOWN_AS`): `submitting` reads as
+        `pending`, `waiting` (in our own queue for one of fal's slots) as `queued`."""
+        return states.public(self.status)
 
     @property
     def is_final(self) -> bool:
@@ -275,7 +303,13 @@ class Generation(models.Model):
 
     @property
     def is_queued(self) -> bool:
-        return self.status == self.Status.QUEUED
+        """In a line: fal's (`queued`), or ours for one of fal's slots (`waiting`)."""
+        return self.public_status == self.Status.QUEUED
+
+    @property
+    def is_waiting(self) -> bool:
+        """In our own queue for one of fal's slots (`generations.fair_share`)."""
+        return self.status == self.Status.WAITING
 
     @property
     def is_running(self) -> bool:
@@ -310,6 +344,83 @@ class Generation(models.Model):
             percent=int(percent) if percent.isdigit() else None,
             cost=self.cost_credits,
         )
+
+
+def _private_input_path(instance: GenerationImage, filename: str) -> str:
+    generation = instance.generation
+    return f"private/inputs/{generation.owner_id}/{generation.pk}/{filename}"
+
+
+class GenerationImage(models.Model):
+    """One input image of a model that takes several (first + last frame, references):
+    an upload stored like a generation's `image`, or a public https URL the worker fetches
+    and checks as it does a generation's `image_url`. `slot` is fal's field name."""
+
+    class Slot(models.TextChoices):
+        FIRST_FRAME = "first_frame_url", "First frame"
+        LAST_FRAME = "last_frame_url", "Last frame"
+        REFERENCE = "image_urls", "Reference image"
+
+    generation = models.ForeignKey(
+        Generation, on_delete=models.CASCADE, related_name="input_images"
+    )
+    slot = models.CharField(max_length=20, choices=Slot.choices)
+    position = models.PositiveSmallIntegerField(default=0)
+    image = models.FileField(upload_to=_private_input_path, blank=True, max_length=300)
+    image_url = models.URLField(max_length=2048, blank=True)
+
+    class Meta:
+        ordering = ["generation", "slot", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generation", "slot", "position"], name="gen_image_one_per_slot"
+            ),
+            models.CheckConstraint(
+                condition=~Q(image="") | ~Q(image_url=""), name="gen_image_has_image"
+            ),
+            models.CheckConstraint(
+                condition=Q(slot__in=["first_frame_url", "last_frame_url", "image_urls"]),
+                name="gen_image_slot_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.generation_id} {self.slot}[{self.position}]"
+
+
+class QuoteQuerySet(models.QuerySet):
+    def expired_before(self, moment) -> QuoteQuerySet:
+        return self.filter(expires_at__lt=moment)
+
+
+class Quote(models.Model):
+    """A price promised to one user for one model and its options until `expires_at`:
+    a create that carries it is charged exactly `cost_credits`, whatever the prices are
+    then. Single-use: `used_at` is set by the accept that spends it, in its transaction
+    (generations.quotes)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quotes"
+    )
+    model = models.CharField(max_length=200, help_text="fal's endpoint id.")
+    options = models.JSONField(help_text="The options that set the price and the frame.")
+    cost_credits = models.PositiveIntegerField()
+    price_breakdown = models.JSONField(default=list, help_text="The price's line items.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = QuoteQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(cost_credits__gt=0), name="quote_cost_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"quote {self.pk}: {self.cost_credits} credits until {self.expires_at:%H:%M}"
 
 
 class CallbackAttempt(models.Model):
@@ -498,3 +609,35 @@ class RefundPolicy(models.Model):
         if action == RefundPolicy.Action.SHARE and percent:
             return cost * min(max(percent, 0), 99) // 100
         return 0
+
+
+class FairShareTurn(models.Model):
+    """The deficit round robin's memory for one user with generations waiting for one of
+    fal's slots (`generations.fair_share`, which alone writes it, under the FalAccount row
+    lock): the seconds of video the user may still start before the turn moves on, and
+    whether the turn is its now (`visiting`) or was last (`visited`). A row exists only
+    while the user has generations waiting."""
+
+    class Turn(models.TextChoices):
+        NONE = "", "Not its turn"
+        VISITING = "visiting", "Its turn now"
+        VISITED = "visited", "Its turn just ended"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    deficit_seconds = models.PositiveIntegerField(default=0)
+    turn = models.CharField(max_length=8, choices=Turn.choices, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["turn"], condition=~Q(turn=""), name="fair_share_one_turn"
+            ),
+            models.CheckConstraint(
+                condition=Q(turn__in=["", "visiting", "visited"]), name="fair_share_turn_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.deficit_seconds} s{f' ({self.turn})' if self.turn else ''}"

@@ -28,6 +28,7 @@ from accounts.models import User
 from generations.models import BlockedTerm, Generation
 from veoproject import audit
 from veoproject.exceptions import ValidationFailed
+from veoproject.local_cache import LocalCache
 
 Moderation = Generation.Moderation
 
@@ -86,6 +87,19 @@ def term_pattern(term: str) -> re.Pattern[str] | None:
     return re.compile(start + body + end)
 
 
+# The active terms as last read in this process, kept LOCAL_CACHE_SECONDS: a term staff
+# add or switch off applies at once in the process that saved it, within that long in the
+# others (see veoproject/local_cache.py).
+_active_terms = LocalCache[tuple[str, ...]]("moderation.active_terms", invalidated_by=[BlockedTerm])
+
+
+def active_terms() -> tuple[str, ...]:
+    """The active blocked terms: one query, or none while the local cache holds them."""
+    return _active_terms.get(
+        None, lambda: tuple(BlockedTerm.objects.filter(active=True).values_list("term", flat=True))
+    )
+
+
 def find_blocked_term(prompt: str) -> str | None:
     """The first active blocked term the prompt contains, or None."""
     words = _words(prompt)
@@ -93,7 +107,7 @@ def find_blocked_term(prompt: str) -> str | None:
     # Letters spelled out one by one may be preceded by a real one-letter word ("a n u d e"),
     # so a term matches anywhere inside such a run.
     runs = _spelled_out_runs(words)
-    for term in BlockedTerm.objects.filter(active=True).values_list("term", flat=True):
+    for term in active_terms():
         pattern = term_pattern(term)
         if pattern is None:
             continue

@@ -14,6 +14,8 @@ SCHEDULES = {
     "generations.sweep": {"func": TASKS["sweep"], "minutes": 1},
     # Integrator callbacks whose next attempt was lost (Redis broker, crashed worker).
     "generations.sweep_callbacks": {"func": TASKS["sweep_callbacks"], "minutes": 1},
+    # Quotes long past their expiry (generations/quotes.py).
+    "generations.purge_quotes": {"func": TASKS["purge_quotes"], "minutes": 15},
 }
 
 

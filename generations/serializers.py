@@ -12,9 +12,9 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from generations import estimates, states, wording
+from generations import estimates, media, states, wording
 from generations.models import Generation
-from generations.requests import GenerationRequestSerializer
+from generations.requests import GenerationCreateRequestSerializer, GenerationRequestSerializer
 
 
 def absolute_url(path: str, request=None) -> str:
@@ -25,7 +25,7 @@ def absolute_url(path: str, request=None) -> str:
     return f"{settings.PUBLIC_BASE_URL}{path}" if settings.PUBLIC_BASE_URL else path
 
 
-class GenerationCreateSerializer(GenerationRequestSerializer):
+class GenerationCreateSerializer(GenerationCreateRequestSerializer):
     # A create's body: the request definition under its name in the schema (its
     # description is the definition's docstring).
     pass
@@ -33,6 +33,19 @@ class GenerationCreateSerializer(GenerationRequestSerializer):
 
 class QuoteRequestSerializer(GenerationRequestSerializer):
     """Same fields as a create; prompt and image are accepted and ignored."""
+
+
+class LineItemSerializer(serializers.Serializer):
+    """One line of a price: `seconds` x `credits_per_second` = `credits` for what one
+    choice adds (generations.pricing.LineItem). The lines add up to the price."""
+
+    item = serializers.ChoiceField(choices=["model", "resolution", "audio"])
+    value = serializers.JSONField(
+        help_text="The model's fal endpoint id, the resolution, or true/false for audio."
+    )
+    seconds = serializers.IntegerField()
+    credits_per_second = serializers.IntegerField()
+    credits = serializers.IntegerField()
 
 
 class GenerationErrorSerializer(serializers.Serializer):
@@ -62,6 +75,7 @@ class GenerationSerializer(serializers.ModelSerializer):
 
     status = serializers.SerializerMethodField()
     image_url = serializers.SerializerMethodField()
+    input_images = serializers.SerializerMethodField()
     video_url = serializers.SerializerMethodField()
     error = serializers.SerializerMethodField()
     moderation = serializers.SerializerMethodField()
@@ -71,6 +85,10 @@ class GenerationSerializer(serializers.ModelSerializer):
         help_text="When the video will probably be ready, from how long similar videos took "
         "lately and the work ahead of it; null once it is final."
     )
+    price_breakdown = serializers.SerializerMethodField(
+        help_text="`cost_credits` as line items (model, resolution, audio: seconds x rate), "
+        "as priced at acceptance; null for generations accepted before they were recorded."
+    )
 
     class Meta:
         model = Generation
@@ -79,12 +97,15 @@ class GenerationSerializer(serializers.ModelSerializer):
             "id",
             "status",
             "prompt",
+            "model",
             "image_url",
+            "input_images",
             "aspect_ratio",
             "duration",
             "resolution",
             "generate_audio",
             "cost_credits",
+            "price_breakdown",
             "video_url",
             "error",
             "moderation",
@@ -97,6 +118,7 @@ class GenerationSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
         extra_kwargs = {
+            "model": {"help_text": "The model (fal's endpoint id) it was made with."},
             "cost_credits": {"help_text": "Quoted and held at acceptance; spent on success."},
         }
 
@@ -104,13 +126,41 @@ class GenerationSerializer(serializers.ModelSerializer):
     def get_status(self, generation: Generation) -> str:
         return generation.public_status
 
-    @extend_schema_field({"type": "string", "format": "uri"})
-    def get_image_url(self, generation: Generation) -> str:
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
+    def get_image_url(self, generation: Generation) -> str | None:
+        """The image of a model that takes one; null for the others (see input_images)."""
         if generation.image:
             return absolute_url(
                 reverse("generation-image", args=[generation.pk]), self.context.get("request")
             )
-        return generation.image_url
+        return generation.image_url or None
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "position": {"type": "integer"},
+                    "url": {"type": "string", "format": "uri"},
+                },
+            },
+        }
+    )
+    def get_input_images(self, generation: Generation) -> list[dict]:
+        """The images of a model that takes several, under fal's field names (first_frame_url,
+        last_frame_url, image_urls): the URL given, or ours for an upload (private, like
+        video_url: fetch it with the same credentials)."""
+        request = self.context.get("request")
+        return [
+            {
+                "field": image.slot,
+                "position": image.position,
+                "url": absolute_url(path, request) if path else image.image_url,
+            }
+            for image, path in media.input_image_paths(generation)
+        ]
 
     @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_video_url(self, generation: Generation) -> str | None:
@@ -148,19 +198,33 @@ class GenerationSerializer(serializers.ModelSerializer):
 
     @extend_schema_field({"type": "integer", "nullable": True})
     def get_queue_position(self, generation: Generation) -> int | None:
-        """fal's queue position while queued (0 = next), else null."""
+        """The place in line while queued (0 = next): ours while it waits for one of
+        fal's slots (in the fair order), fal's once it is there; else null."""
         if not generation.is_queued:
             return None
+        if generation.is_waiting:
+            estimate = self._estimate(generation)
+            return estimate.queue_position if estimate else None
         return generation.fal_queue_position
+
+    @extend_schema_field(LineItemSerializer(many=True, allow_null=True))
+    def get_price_breakdown(self, generation: Generation) -> list[dict] | None:
+        return generation.price_breakdown or None
 
     @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
     def get_estimated_ready_at(self, generation: Generation) -> str | None:
-        if self.page_estimates is not None:
-            estimate = self.page_estimates.get(generation.pk)
-            ready_at = estimate.ready_at if estimate else None
-        else:
-            ready_at = estimates.estimated_ready_at(generation)
+        estimate = self._estimate(generation)
+        ready_at = estimate.ready_at if estimate else None
         return serializers.DateTimeField().to_representation(ready_at) if ready_at else None
+
+    def _estimate(self, generation: Generation) -> estimates.Estimate | None:
+        """The page's estimate, or this generation's own, read once."""
+        if self.page_estimates is not None:
+            return self.page_estimates.get(generation.pk)
+        own: dict = self.__dict__.setdefault("_own_estimates", {})
+        if generation.pk not in own:
+            own[generation.pk] = estimates.for_generations([generation]).get(generation.pk)
+        return own[generation.pk]
 
 
 class QuoteSerializer(serializers.Serializer):
@@ -168,3 +232,65 @@ class QuoteSerializer(serializers.Serializer):
     breakdown = serializers.DictField(
         help_text="seconds, credits_per_second, resolution, generate_audio, endpoint."
     )
+    price_breakdown = LineItemSerializer(many=True, help_text="The price as line items.")
+    quote_id = serializers.UUIDField(
+        help_text="Send it with a create of the same model and options to be charged "
+        "exactly `cost_credits`; it pays for one generation."
+    )
+    expires_at = serializers.DateTimeField(
+        help_text="Until when the quote binds (QUOTE_TTL_SECONDS after it was made)."
+    )
+
+
+class ModelOptionValuesSerializer(serializers.Serializer):
+    values = serializers.ListField(child=serializers.JSONField())
+    default = serializers.JSONField()
+
+
+class ModelImagesSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["none", "image", "first_last", "references"])
+    field_names = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="fal's field names: send URLs under them (`image_urls` a list); uploads "
+        "go as `image`, `first_frame`, `last_frame`, `reference_images`.",
+    )
+    max_references = serializers.IntegerField(allow_null=True)
+
+
+class ModelOptionsSerializer(serializers.Serializer):
+    aspect_ratio = ModelOptionValuesSerializer()
+    duration = ModelOptionValuesSerializer()
+    resolution = ModelOptionValuesSerializer(help_text="Only resolutions with an active price.")
+    generate_audio = ModelOptionValuesSerializer()
+
+
+class ModelAutoFixSerializer(serializers.Serializer):
+    default = serializers.BooleanField()
+
+
+class ModelOptionalArgumentsSerializer(serializers.Serializer):
+    negative_prompt = serializers.BooleanField()
+    seed = serializers.BooleanField()
+    auto_fix = ModelAutoFixSerializer(allow_null=True)
+    safety_tolerance = ModelOptionValuesSerializer(allow_null=True)
+
+
+class ModelPriceSerializer(serializers.Serializer):
+    resolution = serializers.CharField()
+    generate_audio = serializers.BooleanField()
+    credits_per_second = serializers.IntegerField()
+
+
+class CatalogueModelSerializer(serializers.Serializer):
+    """An offered model: what a create or quote naming it may send, and its prices."""
+
+    id = serializers.CharField(help_text="fal's endpoint id: the `model` of a create or quote.")
+    name = serializers.CharField(help_text="What the portal calls it.")
+    images = ModelImagesSerializer()
+    options = ModelOptionsSerializer()
+    optional_arguments = ModelOptionalArgumentsSerializer(
+        help_text="Which of fal's optional arguments the model takes (absent ones get fal's "
+        "defaults)."
+    )
+    prices = ModelPriceSerializer(many=True, help_text="Active prices per second of video.")
+    source_url = serializers.CharField(help_text="fal's page its schema and price come from.")

@@ -25,6 +25,9 @@ from django.utils import timezone
 
 
 class Status(models.TextChoices):
+    # Internal, shown as `queued`: accepted, waiting in our own queue for one of fal's
+    # slots (FAL_MAX_CONCURRENCY; the order is `generations.fair_share`'s).
+    WAITING = "waiting", "Waiting for a slot"
     PENDING = "pending", "Pending"
     # Internal, shown as `pending`: a submit to fal is under way, or its outcome is unknown.
     SUBMITTING = "submitting", "Submitting"
@@ -37,6 +40,13 @@ class Status(models.TextChoices):
 
 # status -> the statuses it may move to. A status with no way out is final.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.WAITING: frozenset(
+        {
+            Status.PENDING,  # granted one of fal's slots: its submit may go
+            Status.FAILED,
+            Status.CANCELED,
+        }
+    ),
     Status.PENDING: frozenset(
         {
             Status.SUBMITTING,  # a worker claims the submit
@@ -66,8 +76,21 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 
 FINAL: tuple[Status, ...] = tuple(status for status in Status if not TRANSITIONS[status])
 IN_FLIGHT: tuple[Status, ...] = tuple(status for status in Status if TRANSITIONS[status])
-# What the API and the portal show: `submitting` reads as `pending`.
-PUBLIC_STATUSES: tuple[str, ...] = tuple(s.value for s in Status if s != Status.SUBMITTING)
+# What the API and the portal show for an internal status: `submitting` reads as
+# `pending`, `waiting` (in our own queue) as `queued`.
+SHOWN_AS: dict[Status, Status] = {Status.SUBMITTING: Status.PENDING, Status.WAITING: Status.QUEUED}
+PUBLIC_STATUSES: tuple[str, ...] = tuple(s.value for s in Status if s not in SHOWN_AS)
+
+
+def public(status: Status | str) -> Status:
+    """The public status an internal one is shown as."""
+    status = Status(status)
+    return SHOWN_AS.get(status, status)
+
+
+def shown_as(public_status: Status | str) -> tuple[Status, ...]:
+    """Every status shown as `public_status` (itself included), e.g. to filter by it."""
+    return tuple(status for status in Status if public(status) == public_status)
 
 
 class IllegalTransition(Exception):

@@ -14,6 +14,7 @@ TASKS = {
     "cancel_on_fal": "generations.tasks.cancel_on_fal",
     "sweep": "generations.tasks.sweep",
     "sweep_callbacks": "generations.tasks.sweep_callbacks",
+    "purge_quotes": "generations.tasks.purge_quotes",
     # Schedules already stored in databases name this path: it must keep resolving
     # (generations/callbacks/__init__.py re-exports the function).
     "deliver_callback": "generations.callbacks.deliver_callback",
@@ -48,3 +49,9 @@ def sweep_callbacks() -> None:
     from generations import callbacks
 
     callbacks.sweep_callbacks()
+
+
+def purge_quotes() -> None:
+    from generations import quotes
+
+    quotes.purge_expired()

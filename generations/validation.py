@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.utils.translation import gettext_lazy as _
 
 from generations.images import SIGNATURES, STORED_FORMATS, UNREADABLE, opened_upload
 
@@ -17,11 +18,12 @@ MIN_IMAGE_SIDE = 720  # the model card asks for 720p or more
 
 # What a refused image is told: by `check_image_file`, and by the studio page before the
 # upload (`image_rules`, rendered into the page for its script). One set of words.
-TOO_LARGE = "The image is too large (at most {max_mb} MB)."
-EMPTY = "The image file is empty."
-TOO_MANY_PIXELS = "The image has too many pixels."
-WRONG_FORMAT = "Upload a JPEG, PNG or WebP image."
-TOO_SMALL = (
+# Translated lazily: each is read in the language of the page or request that shows it.
+TOO_LARGE = _("The image is too large (at most {max_mb} MB).")
+EMPTY = _("The image file is empty.")
+TOO_MANY_PIXELS = _("The image has too many pixels.")
+WRONG_FORMAT = _("Upload a JPEG, PNG or WebP image.")
+TOO_SMALL = _(
     "The image is {width}x{height}; Veo needs at least {min_side}p "
     "(the shorter side {min_side} pixels or more)."
 )
@@ -39,11 +41,11 @@ def image_rules() -> dict:
             [[offset, part.hex()] for offset, part in SIGNATURES[name]] for name in STORED_FORMATS
         ],
         "messages": {
-            "unreadable": UNREADABLE,
+            "unreadable": str(UNREADABLE),
             "too_large": TOO_LARGE.format(max_mb=settings.IMAGE_MAX_BYTES // (1024 * 1024)),
-            "empty": EMPTY,
-            "too_many_pixels": TOO_MANY_PIXELS,
-            "wrong_format": WRONG_FORMAT,
+            "empty": str(EMPTY),
+            "too_many_pixels": str(TOO_MANY_PIXELS),
+            "wrong_format": str(WRONG_FORMAT),
             "too_small": TOO_SMALL.format(
                 width="{width}", height="{height}", min_side=MIN_IMAGE_SIDE
             ),

@@ -11,12 +11,15 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.humanize.templatetags.humanize import intcomma
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import (
     require_GET,
     require_http_methods,
@@ -26,14 +29,15 @@ from django.views.decorators.http import (
 
 from accounts.models import LedgerEntry, User
 from accounts.selectors import credit_summary
-from generations import estimates, pricing, selectors, services
+from generations import estimates, pricing, quotes, selectors, services
 from generations.forms import GenerationForm, QuoteForm, new_form_key
 from generations.models import Duration, Generation
+from generations.quotes import QuoteRefused
 from generations.requests import DEFAULTS
 from generations.services.retrying import accept_again, reusable_image_source
 from generations.simulated import SAMPLE_VIDEO  # the clip the simulated backend makes
 from generations.validation import image_rules
-from veoproject import ranges
+from veoproject import languages, ranges
 from veoproject.exceptions import (
     ApplicationError,
     IdempotencyKeyReused,
@@ -47,10 +51,10 @@ GALLERY_PAGE_SIZE = 12
 RECENT_ON_STUDIO = 4
 POLL_SECONDS = 2
 STATUS_FILTERS = {
-    "active": ("In progress", Generation.IN_FLIGHT),
-    "succeeded": ("Ready", (Generation.Status.SUCCEEDED,)),
-    "failed": ("Failed", (Generation.Status.FAILED,)),
-    "canceled": ("Canceled", (Generation.Status.CANCELED,)),
+    "active": (pgettext_lazy("video status", "In progress"), Generation.IN_FLIGHT),
+    "succeeded": (pgettext_lazy("video status", "Ready"), (Generation.Status.SUCCEEDED,)),
+    "failed": (pgettext_lazy("video status", "Failed"), (Generation.Status.FAILED,)),
+    "canceled": (pgettext_lazy("video status", "Canceled"), (Generation.Status.CANCELED,)),
 }
 # Service field names that the create form shows under another field.
 FIELD_ALIASES = {"image_file": "image"}
@@ -67,16 +71,24 @@ def price_context(*, user: User, options: dict) -> dict:
     """What the price box shows: the quote from the same `pricing.quote()` that accept
     uses, and what the user would have left. Never raises."""
     available = credit_summary(user=user).available
+    issued = _binding_quote(user=user, options=options)
     try:
-        quote = pricing.quote(
-            duration=options.get("duration") or "",
-            resolution=options.get("resolution") or "",
-            generate_audio=bool(options.get("generate_audio")),
+        quote = (
+            issued.price
+            if issued
+            else pricing.quote(
+                duration=options.get("duration") or "",
+                resolution=options.get("resolution") or "",
+                generate_audio=bool(options.get("generate_audio")),
+                endpoint=options.get("model") or None,
+            )
         )
     except ApplicationError as exc:
         return {"quote": None, "price_error": exc.message, "available": available}
     return {
         "quote": quote,
+        # The studio form sends it back: the price shown is the price charged.
+        "quote_id": issued.record.pk if issued else None,
         "available": available,
         "remaining": available - quote.credits,
         "affordable": available >= quote.credits,
@@ -84,16 +96,27 @@ def price_context(*, user: User, options: dict) -> dict:
     }
 
 
+def _binding_quote(*, user: User, options: dict) -> quotes.IssuedQuote | None:
+    """A binding quote of the options shown; None when they cannot be quoted (the price
+    box says why)."""
+    try:
+        return quotes.issue(user=user, params={k: v for k, v in options.items() if v is not None})
+    except ApplicationError:
+        return None
+
+
 def _form_options(form: GenerationForm | QuoteForm) -> dict:
     """The price options as the form currently holds them (bound data or initial)."""
     if form.is_bound:
         return {
+            "model": form.model_entry.id,
             "duration": form.data.get(form.add_prefix("duration")),
             "resolution": form.data.get(form.add_prefix("resolution")),
             "generate_audio": form.data.get(form.add_prefix("generate_audio"))
             not in (None, "", "false", "False", "0", "off"),
         }
-    return {name: form[name].initial for name in ("duration", "resolution", "generate_audio")}
+    names = ("duration", "resolution", "generate_audio")
+    return {"model": form.model_entry.id, **{name: form[name].initial for name in names}}
 
 
 def price_list() -> list[dict]:
@@ -179,12 +202,25 @@ def _studio(request: AuthenticatedHttpRequest) -> HttpResponse:
                         image_file=form.cleaned_data.get("image"),
                         idempotency_key=form.cleaned_data.get("idempotency_key"),
                     )
+            except QuoteRefused as exc:
+                # The price box showed a quote that expired or no longer fits the options:
+                # say the price now (the box below shows it with a fresh quote).
+                form.add_error(
+                    None,
+                    _(
+                        "The price shown was out of date: this video costs %(credits)s "
+                        "credits now. Nothing was held; check the price and send it again."
+                    )
+                    % {"credits": intcomma(exc.current.credits)},
+                )
             except IdempotencyKeyReused:
                 form.renew_key()
                 form.add_error(
                     None,
-                    "This form was already sent with other settings. Check the settings "
-                    "and send it again.",
+                    _(
+                        "This form was already sent with other settings. Check the settings "
+                        "and send it again."
+                    ),
                 )
             except ApplicationError as exc:
                 # Credits and the in-flight cap: the message says more than the fields.
@@ -198,12 +234,15 @@ def _studio(request: AuthenticatedHttpRequest) -> HttpResponse:
             else:
                 generation = result.generation
                 if result.replayed:
-                    messages.info(request, "That was already sent: here is the same video.")
+                    messages.info(request, _("That was already sent: here is the same video."))
                 else:
                     messages.success(
                         request,
-                        f"On its way: {generation.cost_credits:,} credits are held for it "
-                        "and are only spent if the video is made.",
+                        _(
+                            "On its way: %(credits)s credits are held for it and are only "
+                            "spent if the video is made."
+                        )
+                        % {"credits": languages.grouped(generation.cost_credits)},
                     )
                 return redirect("generation-list")
         image_lost = bool(request.FILES.get("image"))
@@ -257,6 +296,8 @@ def _prefill(request: AuthenticatedHttpRequest) -> tuple[dict, Generation | None
     if source is None or source.is_hidden:
         return {}, None
     initial = {
+        "model": source.model,
+        **{name: value for name, value in source.model_options.items() if name != "auto_fix"},
         "prompt": source.prompt,
         "image_url": source.image_url,
         "aspect_ratio": source.aspect_ratio,
@@ -264,10 +305,30 @@ def _prefill(request: AuthenticatedHttpRequest) -> tuple[dict, Generation | None
         "resolution": source.resolution,
         "generate_audio": source.generate_audio,
     }
+    # The other models' images given as URLs come back too (uploads are chosen again).
+    urls = [(row.slot, row.image_url) for row in source.input_images.all() if row.image_url]
+    initial.update({slot: url for slot, url in urls if slot != "image_urls"})
+    if any(slot == "image_urls" for slot, _ in urls):
+        initial["image_urls"] = "\n".join(url for slot, url in urls if slot == "image_urls")
     reused = reusable_image_source(user=request.user, source_id=source.pk)
     if reused is not None:
         initial["source"] = reused.pk
     return initial, reused
+
+
+@login_required
+@require_GET
+def studio_model_fields(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The studio's fields for the model picked (htmx): its image slots, and out of band
+    its options with their choices and defaults. The price box follows (`model-changed`)."""
+    form = GenerationForm(initial={"model": request.GET.get("model")})
+    response = render(
+        request,
+        "generations/_model_fields.html",
+        {"form": form, "image_max_mb": settings.IMAGE_MAX_BYTES // (1024 * 1024)},
+    )
+    response["HX-Trigger-After-Settle"] = "model-changed"
+    return response
 
 
 @login_required
@@ -334,6 +395,7 @@ def generation_detail(request: AuthenticatedHttpRequest, pk: UUID) -> HttpRespon
             "returned": any(e.kind == LedgerEntry.Kind.RELEASE for e in entries),
             "spent": any(e.kind == LedgerEntry.Kind.CAPTURE for e in entries),
             "refunded": any(e.kind == LedgerEntry.Kind.REFUND for e in entries),
+            "price_lines": pricing.describe(generation.price_breakdown),
             "poll_seconds": POLL_SECONDS,
         },
     )
@@ -371,10 +433,12 @@ def generation_cancel(request: AuthenticatedHttpRequest, pk: UUID) -> HttpRespon
     try:
         services.cancel(generation=generation, actor=request.user)
     except ApplicationError as exc:
-        messages.error(request, f"Could not cancel: {exc.message}")
+        messages.error(request, _("Could not cancel: %(reason)s") % {"reason": exc.message})
     else:
         messages.success(
-            request, f"Canceled. The {generation.cost_credits:,} credits held for it are back."
+            request,
+            _("Canceled. The %(credits)s credits held for it are back.")
+            % {"credits": languages.grouped(generation.cost_credits)},
         )
     next_url = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(

@@ -35,10 +35,12 @@ def fal_webhook(request: HttpRequest) -> JsonResponse:
     possible duplicate (`fal_submit_count`, the admin's possible extra cost).
     """
     if int(request.headers.get("Content-Length") or 0) > MAX_WEBHOOK_BYTES:
+        metrics.webhook_rejected(reason="too_large")
         return JsonResponse(error_body("too_large", "The webhook body is too large."), status=413)
     try:
         generation_id = UUID(request.GET.get("generation", ""))
     except ValueError:
+        metrics.webhook_rejected(reason="bad_generation")
         return JsonResponse(error_body("invalid", "Malformed webhook."), status=400)
     body = request.body
     try:
@@ -50,6 +52,7 @@ def fal_webhook(request: HttpRequest) -> JsonResponse:
         except ValueError:
             payload = None
         if not isinstance(payload, dict):
+            metrics.webhook_rejected(reason="bad_body")
             return JsonResponse(error_body("invalid", "Malformed webhook."), status=400)
         outcome = services.apply_webhook(
             generation_id=generation_id,
@@ -58,10 +61,15 @@ def fal_webhook(request: HttpRequest) -> JsonResponse:
             user_id=signed.user_id,
         )
     except WebhookRejected as exc:
+        # Staff see the raw cause and the metric the check that failed; the sender only
+        # the coarse code (which check failed would guide a forger).
         logger.warning(
-            "event=fal_webhook_rejected generation=%s reason=%r", generation_id, str(exc)
+            "event=fal_webhook_rejected generation=%s reason=%r check=%s",
+            generation_id,
+            str(exc),
+            exc.reason,
         )
-        metrics.webhook_rejected(reason=exc.code)
+        metrics.webhook_rejected(reason=exc.reason)
         return JsonResponse(error_body(exc.code, exc.public_message), status=401)
     logger.info(
         "event=fal_webhook generation=%s request=%s outcome=%s",

@@ -13,19 +13,35 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
 from generations.models import Generation
 from generations.validation import MIN_IMAGE_SIDE
+from veoproject.languages import grouped
 
 if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
     from generations.estimates import Estimate
 
 
 @dataclass(frozen=True)
 class Reason:
-    """Why a video was not made (`what`) and what to do about it (`advice`)."""
+    """Why a video was not made (`what`) and what to do about it (`advice`), translated
+    lazily: each is read in the language active where it is shown (a page, an email)."""
 
-    what: str
-    advice: str
+    what_text: StrOrPromise
+    advice_text: StrOrPromise
+
+    @property
+    def what(self) -> str:
+        return str(self.what_text)
+
+    @property
+    def advice(self) -> str:
+        return str(self.advice_text)
 
     def __str__(self) -> str:
         """Both in one line: the API's `error.message`."""
@@ -35,42 +51,50 @@ class Reason:
 # One entry per failure code the services record (generations/services/, `fail_for_fal`).
 FAILURE_REASONS: dict[str, Reason] = {
     "invalid_input": Reason(
-        "The video could not be made from this image and prompt.",
-        "Use another image or change the prompt, then try again.",
+        gettext_lazy("The video could not be made from this image and prompt."),
+        gettext_lazy("Use another image or change the prompt, then try again."),
     ),
     "invalid_image_url": Reason(
-        "The image at the link you gave could not be used: it could not be downloaded, "
-        f"or it is not a JPEG, PNG or WebP image of at least {MIN_IMAGE_SIDE} pixels on its "
-        "shorter side.",
-        "Use another image, then try again.",
+        format_lazy(
+            gettext_lazy(
+                "The image at the link you gave could not be used: it could not be downloaded, "
+                "or it is not a JPEG, PNG or WebP image of at least {min_side} pixels on its "
+                "shorter side."
+            ),
+            min_side=MIN_IMAGE_SIDE,
+        ),
+        gettext_lazy("Use another image, then try again."),
     ),
     "content_policy": Reason(
-        "The prompt or the image was refused by the content rules.",
-        "Change the prompt or use another image, then try again.",
+        gettext_lazy("The prompt or the image was refused by the content rules."),
+        gettext_lazy("Change the prompt or use another image, then try again."),
     ),
     "timeout": Reason(
-        "The video took too long to make.",
-        "Try again: a second attempt usually works.",
+        gettext_lazy("The video took too long to make."),
+        gettext_lazy("Try again: a second attempt usually works."),
     ),
     "upstream_error": Reason(
-        "Something went wrong while the video was being made.",
-        "Try again in a few minutes.",
+        gettext_lazy("Something went wrong while the video was being made."),
+        gettext_lazy("Try again in a few minutes."),
     ),
     "expired": Reason(
-        "The finished video could not be collected in time.",
-        "Try again in a few minutes.",
+        gettext_lazy("The finished video could not be collected in time."),
+        gettext_lazy("Try again in a few minutes."),
     ),
     "storage_error": Reason(
-        "The finished video could not be saved.",
-        "Try again in a few minutes.",
+        gettext_lazy("The finished video could not be saved."),
+        gettext_lazy("Try again in a few minutes."),
     ),
     "canceled": Reason(
-        "The video was stopped before it was finished.",
-        "Try again in a few minutes.",
+        gettext_lazy("The video was stopped before it was finished."),
+        gettext_lazy("Try again in a few minutes."),
     ),
 }
 UNKNOWN_FAILURE = FAILURE_REASONS["upstream_error"]
-CANCELED = Reason("This video was canceled before it was made.", "Try again when you are ready.")
+CANCELED = Reason(
+    gettext_lazy("This video was canceled before it was made."),
+    gettext_lazy("Try again when you are ready."),
+)
 
 
 def failure_reason(generation: Generation) -> Reason | None:
@@ -87,10 +111,17 @@ def settlement(generation: Generation) -> str:
     refund policy charged for a video that was billed all the same."""
     charged = generation.policy_charged_credits
     if not charged:
-        return f"Nothing was charged: {generation.cost_credits:,} credits returned."
+        return _("Nothing was charged: %(credits)s credits returned.") % {
+            "credits": grouped(generation.cost_credits)
+        }
     returned = generation.cost_credits - charged
-    line = f"This attempt was billed, so {charged:,} credits were spent"
-    return f"{line} and {returned:,} returned." if returned else f"{line}."
+    if returned:
+        return _(
+            "This attempt was billed, so %(charged)s credits were spent and %(returned)s returned."
+        ) % {"charged": grouped(charged), "returned": grouped(returned)}
+    return _("This attempt was billed, so %(charged)s credits were spent.") % {
+        "charged": grouped(charged)
+    }
 
 
 def ready_in(estimate: Estimate, *, now: datetime | None = None) -> str:
@@ -98,10 +129,17 @@ def ready_in(estimate: Estimate, *, now: datetime | None = None) -> str:
     ready in about 2 minutes" while it is waiting its usual turn, "ready in about 3
     minutes" once it is sent or has work ahead of it."""
     if estimate.overdue:
-        return "taking longer than usual, almost there"
+        return _("taking longer than usual, almost there")
     seconds = estimate.seconds_left(now)
     if seconds < 45:
-        return "almost ready"
+        return _("almost ready")
     minutes = max(1, int(seconds / 60 + 0.5))
-    about = "about a minute" if minutes == 1 else f"about {minutes} minutes"
-    return f"usually ready in {about}" if estimate.usual else f"ready in {about}"
+    if estimate.usual:
+        return ngettext(
+            "usually ready in about a minute",
+            "usually ready in about %(minutes)d minutes",
+            minutes,
+        ) % {"minutes": minutes}
+    return ngettext("ready in about a minute", "ready in about %(minutes)d minutes", minutes) % {
+        "minutes": minutes
+    }

@@ -20,6 +20,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import time_zones
 from notifications.models import SentEmail
 from notifications.preferences import TOPICS, Topic
 from notifications.unsubscribe import make_token
@@ -65,15 +66,15 @@ def build(
         context["unsubscribe_what"] = TOPICS[topic]
         headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    subject = " ".join(render_to_string(f"emails/{template}_subject.txt", context).split())
+    # Times in the recipient's zone: a worker has no request, so no zone of its own.
+    with timezone.override(time_zones.zone_of_user_id(user_id)):
+        subject = " ".join(render_to_string(f"emails/{template}_subject.txt", context).split())
+        body = render_to_string(f"emails/{template}.txt", context)
+        html = render_to_string(f"emails/{template}.html", context)
     message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string(f"emails/{template}.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[to],
-        headers=headers,
+        subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=[to], headers=headers
     )
-    message.attach_alternative(render_to_string(f"emails/{template}.html", context), "text/html")
+    message.attach_alternative(html, "text/html")
     return message
 
 

@@ -18,7 +18,7 @@ import logging
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.models import CreditAccount, LedgerEntry, User
 from generations.pricing import Rates
@@ -26,6 +26,7 @@ from notifications import delivery
 from notifications.models import NotificationPreference, SentEmail
 from notifications.preferences import default_low_balance_threshold, preferences_for, threshold_for
 from notifications.tasks import enqueue
+from veoproject import languages
 
 logger = logging.getLogger(__name__)
 
@@ -101,18 +102,19 @@ def check_low_balance(*, user_id: int) -> bool:
             )
     except IntegrityError:
         return False  # a parallel check warned first
-    message = delivery.build(
-        template="low_balance",
-        to=user.email,
-        user_id=user.pk,
-        topic="low_balance",
-        context={
-            "user": user,
-            "available": account.available,
-            "threshold": threshold,
-            "credits_url": delivery.site_url(reverse("credits")),
-            "checked_at": timezone.now(),
-        },
-    )
+    with translation.override(languages.for_recipient(user)):
+        message = delivery.build(
+            template="low_balance",
+            to=user.email,
+            user_id=user.pk,
+            topic="low_balance",
+            context={
+                "user": user,
+                "available": account.available,
+                "threshold": threshold,
+                "credits_url": delivery.site_url(reverse("credits")),
+                "checked_at": timezone.now(),
+            },
+        )
     delivery.send(claimed, message)
     return True

@@ -3,22 +3,27 @@ unsubscribe link."""
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from django.db import transaction
+from django.utils.translation import gettext, gettext_lazy
 
 from accounts.models import User
 from generations import pricing
 from generations.pricing import Rates
 from generations.requests import DEFAULTS
 from notifications.models import NotificationPreference
+from veoproject import languages
 from veoproject.exceptions import PricingError, ValidationFailed
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 # The notification kinds a user can switch off (receipts are not optional).
 Topic = Literal["video", "low_balance"]
-TOPICS: Final[dict[str, str]] = {
-    "video": "video emails (ready or failed)",
-    "low_balance": "low-balance emails",
+TOPICS: Final[dict[str, StrOrPromise]] = {
+    "video": gettext_lazy("video emails (ready or failed)"),
+    "low_balance": gettext_lazy("low-balance emails"),
 }
 THRESHOLD_MAX = 10_000_000
 
@@ -60,7 +65,10 @@ def update_preferences(
     if low_balance_threshold is not None and not 0 <= low_balance_threshold <= THRESHOLD_MAX:
         raise ValidationFailed(
             fields={
-                "low_balance_threshold": [f"Choose a number from 0 to {THRESHOLD_MAX:,}."],
+                "low_balance_threshold": [
+                    gettext("Choose a number from 0 to %(max)s.")
+                    % {"max": languages.grouped(THRESHOLD_MAX)}
+                ],
             }
         )
     preference, _ = NotificationPreference.objects.update_or_create(

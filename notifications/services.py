@@ -15,6 +15,7 @@ from uuid import UUID
 
 from django.db import transaction
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.models import LedgerEntry, Purchase
 from accounts.payments.money import format_amount
@@ -24,6 +25,7 @@ from notifications import delivery
 from notifications.models import SentEmail
 from notifications.preferences import preferences_for
 from notifications.tasks import enqueue
+from veoproject import languages
 
 logger = logging.getLogger(__name__)
 
@@ -67,21 +69,24 @@ def send_generation_outcome(*, generation_id: UUID) -> bool:
     if claimed is None:
         return False
     charged = _charged(generation)
-    message = delivery.build(
-        template="video_ready" if kind == Kind.VIDEO_READY else "video_failed",
-        to=owner.email,
-        user_id=owner.pk,
-        topic="video",
-        context={
-            "user": owner,
-            "generation": generation,
-            "generation_url": delivery.site_url(reverse("generation-detail", args=[generation.pk])),
-            "studio_url": delivery.site_url(reverse("studio")),
-            "reason": wording.failure_reason(generation) or wording.UNKNOWN_FAILURE,
-            "settlement": wording.settlement(generation),
-            "charged": charged or 0,
-        },
-    )
+    with translation.override(languages.for_recipient(owner)):
+        message = delivery.build(
+            template="video_ready" if kind == Kind.VIDEO_READY else "video_failed",
+            to=owner.email,
+            user_id=owner.pk,
+            topic="video",
+            context={
+                "user": owner,
+                "generation": generation,
+                "generation_url": delivery.site_url(
+                    reverse("generation-detail", args=[generation.pk])
+                ),
+                "studio_url": delivery.site_url(reverse("studio")),
+                "reason": wording.failure_reason(generation) or wording.UNKNOWN_FAILURE,
+                "settlement": wording.settlement(generation),
+                "charged": charged or 0,
+            },
+        )
     delivery.send(claimed, message)
     return True
 
@@ -100,16 +105,17 @@ def send_purchase_receipt(*, purchase_id: int) -> bool:
     )
     if claimed is None:
         return False
-    message = delivery.build(
-        template="purchase_receipt",
-        to=user.email,
-        user_id=user.pk,
-        context={
-            "user": user,
-            "purchase": purchase,
-            "amount": format_amount(purchase.amount_cents, purchase.currency),
-            "credits_url": delivery.site_url(reverse("credits")),
-        },
-    )
+    with translation.override(languages.for_recipient(user)):
+        message = delivery.build(
+            template="purchase_receipt",
+            to=user.email,
+            user_id=user.pk,
+            context={
+                "user": user,
+                "purchase": purchase,
+                "amount": format_amount(purchase.amount_cents, purchase.currency),
+                "credits_url": delivery.site_url(reverse("credits")),
+            },
+        )
     delivery.send(claimed, message)
     return True

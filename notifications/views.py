@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -40,7 +41,7 @@ def notification_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
         except ValidationFailed as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, "Email settings saved.")
+            messages.success(request, _("Email settings saved."))
             return redirect("notification-settings")
     return render(
         request,

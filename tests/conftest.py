@@ -117,6 +117,7 @@ def _default_pricing_rules(request):
     with request.getfixturevalue("django_db_blocker").unblock():
         ensure_default_rules()
         _ensure_seeded_fal_prices()
+        _ensure_catalogue_prices()
 
 
 def _ensure_seeded_fal_prices() -> None:
@@ -128,6 +129,18 @@ def _ensure_seeded_fal_prices() -> None:
     if not FalPrice.objects.exists():
         seeds = importlib.import_module("generations.migrations.0006_fal_costs")
         seeds.seed_fal_prices(apps, None)
+
+
+def _ensure_catalogue_prices() -> None:
+    """The catalogue's seeded prices (migration 0008), also after a flush."""
+    from django.apps import apps
+
+    from generations.catalogue import DEFAULT_MODEL
+    from generations.models import PricingRule
+
+    if not PricingRule.objects.exclude(endpoint=DEFAULT_MODEL).exists():
+        seeds = importlib.import_module("generations.migrations.0008_catalogue")
+        seeds.seed_prices(apps, None)
 
 
 @pytest.fixture(autouse=True)

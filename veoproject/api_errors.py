@@ -35,6 +35,16 @@ class ErrorDetailSerializer(serializers.Serializer):
     available = serializers.IntegerField(
         required=False, help_text="insufficient_credits only: credits available now."
     )
+    cost_credits = serializers.IntegerField(
+        required=False,
+        help_text="quote_expired, quote_mismatch and price_changed only: the price now.",
+    )
+    price_breakdown = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="quote_expired, quote_mismatch and price_changed only: the price now as "
+        "line items.",
+    )
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -106,6 +116,38 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
             examples=[OpenApiExample(code, value=example, response_only=True)],
         )
     return responses
+
+
+_QUOTE_CONFLICTS = {
+    "quote_expired": "This quote expired at 2026-01-05 10:10:00 UTC. The price now is 320 "
+    "credits; ask for a new quote.",
+    "quote_mismatch": "This quote was for another model or other options. The price of these "
+    "is 320 credits; ask for a quote of them.",
+    "price_changed": "The price is now 320 credits, more than the 240 you agreed to; nothing "
+    "was held.",
+}
+
+
+def quote_conflicts() -> OpenApiResponse:
+    """A create's 409s: the price the client agreed to cannot be honoured (nothing held)."""
+    return OpenApiResponse(
+        response=ErrorSerializer,
+        description="The price you agreed to cannot be honoured; nothing was held. "
+        "`quote_expired`: the quote expired or already paid for a generation; "
+        "`quote_mismatch`: it quoted another model or other options, or is not yours (an "
+        "unknown quote_id answers the same); `price_changed`: without a quote, the price "
+        "is above max_cost_credits. Each says the current price in `cost_credits`.",
+        examples=[
+            OpenApiExample(
+                code,
+                value={
+                    "error": {"code": code, "message": message, "fields": {}, "cost_credits": 320}
+                },
+                response_only=True,
+            )
+            for code, message in _QUOTE_CONFLICTS.items()
+        ],
+    )
 
 
 def add_error_headers(result: dict, generator, request, public) -> dict:

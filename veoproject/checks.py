@@ -34,3 +34,20 @@ def cache_tables(databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     )
                 )
     return messages
+
+
+@register(Tags.compatibility, deploy=True)
+def public_base_url(**kwargs: Any) -> list[CheckMessage]:
+    """Emails (video ready, receipts, verification) carry links to the site, and fal's
+    webhooks need an address to reach: without PUBLIC_BASE_URL a deployment sends people
+    links to localhost. `manage.py check --deploy` says so."""
+    if settings.PUBLIC_BASE_URL:
+        return []
+    return [
+        Warning(
+            "PUBLIC_BASE_URL is not set: links in emails point at http://localhost:8000 and "
+            "fal cannot deliver webhooks (completion then waits for polling).",
+            hint="Set PUBLIC_BASE_URL to the site's https address, e.g. https://veo.example.com.",
+            id="veoproject.W002",
+        )
+    ]

@@ -15,10 +15,17 @@ def _once(read: Callable[[], Any]) -> Callable[[], Any]:
 
 
 def site(request: HttpRequest) -> dict:
-    """What every page shows: the simulated-backend banner, the user's credits, whether
+    """What every page shows: the simulated-backend banner, what a failed or canceled video
+    costs (`generations.refund_words`), the user's credits, whether
     videos are delayed (dispatch paused: `generations.services.account`) and, for staff,
     our fal account's state for the admin banner."""
-    context: dict[str, Any] = {"fal_simulated": settings.FAL_SIMULATED}
+    from generations.refund_words import failed_video_cost
+
+    context: dict[str, Any] = {
+        "fal_simulated": settings.FAL_SIMULATED,
+        # What a failed or canceled video costs, under staff's refund policies.
+        "failed_video_cost": _once(failed_video_cost),
+    }
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         from accounts.selectors import credit_summary

@@ -8,6 +8,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooMany
 from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import render
 from django.template import loader
+from django.utils.translation import gettext as _
 from django.views import defaults
 
 from veoproject.exceptions import error_body
@@ -32,8 +33,9 @@ def request_too_large(request: HttpRequest) -> HttpResponse:
         request,
         status=413,
         code="request_too_large",
-        title="Too large",
-        message=f"The request is too large: images may be at most {megabytes} MB.",
+        title=_("Too large"),
+        message=_("The request is too large: images may be at most %(megabytes)s MB.")
+        % {"megabytes": megabytes},
     )
 
 
@@ -42,13 +44,13 @@ def uri_too_long(request: HttpRequest) -> HttpResponse:
         request,
         status=414,
         code="uri_too_long",
-        title="Address too long",
-        message="The address has too many parameters.",
+        title=_("Address too long"),
+        message=_("The address has too many parameters."),
     )
 
 
 def bad_request_body(request: HttpRequest, message: str) -> HttpResponse:
-    return _error(request, status=400, code="bad_request", title="Bad request", message=message)
+    return _error(request, status=400, code="bad_request", title=_("Bad request"), message=message)
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -57,20 +59,20 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
         return request_too_large(request)
     if _wants_json(request):
-        return JsonResponse(error_body("bad_request", "Bad request."), status=400)
+        return JsonResponse(error_body("bad_request", _("Bad request.")), status=400)
     return defaults.bad_request(request, exception)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _wants_json(request):
-        return JsonResponse(error_body("not_found", "Not found."), status=404)
+        return JsonResponse(error_body("not_found", _("Not found.")), status=404)
     return render(request, "404.html", status=404)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse(
-            error_body("server_error", "Something went wrong on our side."), status=500
+            error_body("server_error", _("Something went wrong on our side.")), status=500
         )
     # No request context: the error may come from the database the context processors
     # read (the credits in the header), and this page must render anyway.

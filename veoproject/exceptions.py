@@ -8,13 +8,18 @@ them into form errors or messages.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +27,8 @@ logger = logging.getLogger(__name__)
 class ApplicationError(Exception):
     code = "error"
     http_status: int = status.HTTP_400_BAD_REQUEST
-    default_message = "The request could not be completed."
+    # Translated lazily, read in the language active where the error is raised.
+    default_message: StrOrPromise = gettext_lazy("The request could not be completed.")
 
     def __init__(
         self,
@@ -32,7 +38,7 @@ class ApplicationError(Exception):
         fields: dict[str, list[str]] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        self.message = message or self.default_message
+        self.message = str(message or self.default_message)
         if code:
             self.code = code
         self.fields = fields or {}
@@ -42,17 +48,18 @@ class ApplicationError(Exception):
 
 class ValidationFailed(ApplicationError):
     code = "invalid"
-    default_message = "Some fields are invalid."
+    default_message = gettext_lazy("Some fields are invalid.")
 
 
 class InsufficientCredits(ApplicationError):
     code = "insufficient_credits"
     http_status = status.HTTP_402_PAYMENT_REQUIRED
-    default_message = "Not enough credits."
+    default_message = gettext_lazy("Not enough credits.")
 
     def __init__(self, *, required: int, available: int) -> None:
         super().__init__(
-            f"This needs {required} credits; {available} are available.",
+            _("This needs %(required)s credits; %(available)s are available.")
+            % {"required": required, "available": available},
             extra={"required": required, "available": available},
         )
         self.required = required
@@ -65,13 +72,16 @@ class CreditsOwed(ApplicationError):
 
     code = "credits_owed"
     http_status = status.HTTP_402_PAYMENT_REQUIRED
-    default_message = "Credits are owed on this account."
+    default_message = gettext_lazy("Credits are owed on this account.")
 
     def __init__(self, *, owed: int) -> None:
         super().__init__(
-            f"A refunded or disputed payment took back {owed} credits that had already been "
-            "spent. Buy credits or redeem a voucher to settle them; new videos can start "
-            "once they are paid.",
+            _(
+                "A refunded or disputed payment took back %(owed)s credits that had already "
+                "been spent. Buy credits or redeem a voucher to settle them; new videos can "
+                "start once they are paid."
+            )
+            % {"owed": owed},
             extra={"owed": owed},
         )
         self.owed = owed
@@ -80,13 +90,13 @@ class CreditsOwed(ApplicationError):
 class InvalidTransition(ApplicationError):
     code = "invalid_transition"
     http_status = status.HTTP_409_CONFLICT
-    default_message = "That is not possible in the current state."
+    default_message = gettext_lazy("That is not possible in the current state.")
 
 
 class LimitExceeded(ApplicationError):
     code = "too_many_in_flight"
     http_status = status.HTTP_429_TOO_MANY_REQUESTS
-    default_message = "Too many generations in flight."
+    default_message = gettext_lazy("Too many generations in flight.")
 
     def __init__(self, message: str | None = None, *, retry_after: int = 10, **kwargs) -> None:
         super().__init__(message, **kwargs)
@@ -96,7 +106,9 @@ class LimitExceeded(ApplicationError):
 class IdempotencyKeyReused(ApplicationError):
     code = "idempotency_key_reused"
     http_status = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_message = "This Idempotency-Key was already used with a different request."
+    default_message = gettext_lazy(
+        "This Idempotency-Key was already used with a different request."
+    )
 
 
 class StorageError(ApplicationError):
@@ -105,14 +117,14 @@ class StorageError(ApplicationError):
 
     code = "storage_unavailable"
     http_status = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_message = (
+    default_message = gettext_lazy(
         "We could not store your image just now. Nothing was charged; please try again in a minute."
     )
 
 
 class PricingError(ApplicationError):
     code = "no_price"
-    default_message = "No price is set for these options."
+    default_message = gettext_lazy("No price is set for these options.")
 
 
 def error_body(code: str, message: str, fields: dict | None = None, **extra: Any) -> dict[str, Any]:
@@ -166,12 +178,12 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if response is None:
         logger.exception("event=api_unhandled_error", exc_info=exc)
         return Response(
-            error_body("server_error", "Something went wrong on our side."),
+            error_body("server_error", _("Something went wrong on our side.")),
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
     if isinstance(exc, drf_exceptions.ValidationError):
-        response.data = error_body(code, "Some fields are invalid.", _flatten_fields(exc.detail))
+        response.data = error_body(code, _("Some fields are invalid."), _flatten_fields(exc.detail))
     else:
         detail = getattr(exc, "detail", str(exc))
         response.data = error_body(code, str(detail))

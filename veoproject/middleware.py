@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
+from django.utils.translation import gettext as _
 
 from veoproject import errors
 from veoproject.uploads import upload_body_limit
@@ -39,7 +40,7 @@ class RequestLimitsMiddleware:
         except ValueError:
             length = -1
         if length < 0:
-            return errors.bad_request_body(request, "The Content-Length header is invalid.")
+            return errors.bad_request_body(request, _("The Content-Length header is invalid."))
         limit = body_limit(request)
         if limit is not None and length > limit:
             return self._too_large(request, length, limit)
@@ -55,7 +56,7 @@ class RequestLimitsMiddleware:
         except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent) as exc:
             return self._too_large(request, length, limit, reason=type(exc).__name__)
         except MultiPartParserError:
-            return errors.bad_request_body(request, "The request body is not valid form data.")
+            return errors.bad_request_body(request, _("The request body is not valid form data."))
         return None
 
     def _too_large(

@@ -57,9 +57,15 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the switcher's cookie, else the browser's Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A logged-in user's stored language wins over the cookie's (veoproject/languages.py).
+    "veoproject.languages.UserLanguageMiddleware",
+    # Times on pages in the user's time zone; the API stays in UTC (accounts/time_zones.py).
+    "accounts.middleware.TimeZoneMiddleware",
     # Oversized or malformed bodies answer 413/400 before any view reads them.
     "veoproject.middleware.RequestLimitsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -147,6 +153,10 @@ else:
             "LOCATION": "django_cache",
         }
     }
+# The active prices and blocked terms are kept this many seconds in each process
+# (veoproject/local_cache.py): a staff change applies at once in the process that saved
+# it and within this long everywhere else. 0: read them on every request.
+LOCAL_CACHE_SECONDS = env.float("LOCAL_CACHE_SECONDS", default=5.0)
 
 Q_CLUSTER = {
     "name": "veoproject",
@@ -325,6 +335,10 @@ STAFF_REQUIRE_MFA = env.bool("STAFF_REQUIRE_MFA", default=False)
 
 # --- I18N -------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
+# The portal's languages (README "Languages"); the catalogues are in locale/, compiled to
+# .mo files by `compilemessages` (make run / make test do it).
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
@@ -486,6 +500,8 @@ PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
 API_CREATE_RATE = env.str("API_CREATE_RATE", default="30/min").strip() or None
 API_READ_RATE = env.str("API_READ_RATE", default="600/min").strip() or None
 VOUCHER_REDEEM_RATE = env.str("VOUCHER_REDEEM_RATE", default="10/hour").strip() or None
+# Stripe Checkout Sessions one user may open (each is a Purchase row and a call to Stripe).
+CHECKOUT_RATE = env.str("CHECKOUT_RATE", default="10/hour").strip() or None
 MAX_IN_FLIGHT_PER_USER = _optional_int("MAX_IN_FLIGHT_PER_USER", 5)
 
 # fal.ai. Credentials as fal-client takes them: FAL_KEY, or FAL_KEY_ID + FAL_KEY_SECRET.
@@ -532,11 +548,25 @@ FAL_HTTP_TIMEOUT = env.float("FAL_HTTP_TIMEOUT", default=15.0)
 # seconds; later ones wait as long as the pause has lasted, up to 10 minutes
 # (generations/services/account.py). Shorter only for tests.
 FAL_PROBE_MIN_SECONDS = env.float("FAL_PROBE_MIN_SECONDS", default=30.0)
+# How many jobs our fal account runs at once (fal's per-account limit, 2 to 40). With a
+# limit, accepted generations wait in our own queue (shown as `queued`) and are sent only
+# while fewer than this many are at fal, the next chosen fairly across users
+# (generations/fair_share.py). 0 or empty: no limit, every accept is sent at once.
+FAL_MAX_CONCURRENCY = max(_optional_int("FAL_MAX_CONCURRENCY", 0), 0)
+# The order of our queue: "fair" (deficit round robin across users, weighted by seconds of
+# video and each user's share weight) or "fifo" (first accepted, first sent; for
+# comparison, bench/fair_share.py).
+FAL_QUEUE_POLICY = env.str("FAL_QUEUE_POLICY", default="fair").strip().lower() or "fair"
+if FAL_QUEUE_POLICY not in ("fair", "fifo"):
+    raise ImproperlyConfigured('FAL_QUEUE_POLICY is "fair" or "fifo".')
 # Uploaded input images go to fal's storage, whose hosts fal-client hard-codes
 # (https://rest.fal.ai, https://v3.fal.media). Leave these empty; they exist so the test
 # suite's fake fal can stand in for that storage.
 FAL_STORAGE_REST_URL = env.str("FAL_STORAGE_REST_URL", default="").rstrip("/")
 FAL_STORAGE_CDN_URL = env.str("FAL_STORAGE_CDN_URL", default="").rstrip("/")
+# How long a quote (POST /api/v1/generations/quote/, the studio's price box) binds its
+# price; expired quotes are purged (generations/quotes.py).
+QUOTE_TTL_SECONDS = env.int("QUOTE_TTL_SECONDS", default=600)
 # A generation with no final answer after this long is reconciled and failed.
 GENERATION_DEADLINE_SECONDS = env.int("GENERATION_DEADLINE_SECONDS", default=30 * 60)
 # How long a video usually takes from being sent to being ready, when no similar video has

@@ -24,6 +24,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Tests change prices and blocked terms in ways that send no signals (bulk_create,
+# update, rolled-back transactions): read them every time unless a test turns it on.
+LOCAL_CACHE_SECONDS = 0
 # Unit tests run tasks inline; end-to-end tests start real qcluster processes with
 # veoproject.settings instead.
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}

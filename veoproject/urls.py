@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.payments import views as payment_views
-from veoproject import health, metrics
+from veoproject import health, languages, metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -12,6 +12,8 @@ urlpatterns = [
     path("webhooks/stripe/", payment_views.stripe_webhook, name="stripe-webhook"),
     path("webhooks/", include("generations.webhook_urls")),
     path("accounts/", include("allauth.urls")),
+    # The language switcher: Django's set_language, which also stores a user's choice.
+    path("i18n/setlang/", languages.set_language, name="set_language"),
     path("", include("accounts.urls")),
     path("", include("generations.urls")),
     path("", include("notifications.urls")),

@@ -85,9 +85,11 @@ class UserAdmin(ObjectActionsMixin[User], DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         ("Personal info", {"fields": ("first_name", "last_name", "email")}),
+        ("Preferences", {"fields": ("time_zone", "language")}),
         ("Credits and activity", {"fields": ("credits", "activity")}),
         ("Payments", {"fields": ("payments",)}),
         ("Status", {"fields": ("is_active", "suspension_reason")}),
+        ("Fair share of fal's slots", {"fields": ("share_weight",)}),
         (
             "Permissions",
             {"fields": ("is_staff", "is_superuser", "groups", "user_permissions")},

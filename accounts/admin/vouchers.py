@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from accounts import vouchers
+from accounts.ledger_export import safe_cell
 from accounts.models import Voucher, VoucherRedemption
 from veoproject.admin_readonly import ReadOnlyAdmin, ReadOnlyInline
 from veoproject.exceptions import ApplicationError
@@ -152,8 +153,7 @@ class VoucherAdmin(ReadOnlyAdmin):
                     voucher.uses,
                     voucher.max_uses,
                     voucher.expires_at.isoformat() if voucher.expires_at else "",
-                    # A leading =, +, - or @ would be a formula in a spreadsheet.
-                    ("'" + voucher.note) if voucher.note[:1] in "=+-@" else voucher.note,
+                    safe_cell(voucher.note),
                 ]
             )
         return response

@@ -6,11 +6,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext as _
 
+from accounts import limits
 from accounts.models import CreditPack, Purchase, User
 from accounts.payments import stripe_gateway
-from veoproject.exceptions import ValidationFailed
+from veoproject import languages
+from veoproject.exceptions import LimitExceeded, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +41,16 @@ def start_checkout(
     if not stripe_gateway.enabled():
         raise stripe_gateway.PaymentsDisabled()
     if not pack.active:
-        raise ValidationFailed("This pack is no longer on sale.", fields={"pack": ["Not on sale."]})
+        raise ValidationFailed(
+            _("This pack is no longer on sale."), fields={"pack": [_("Not on sale.")]}
+        )
+    if not limits.hit("checkout", f"user:{user.pk}", settings.CHECKOUT_RATE):
+        logger.warning("event=checkout_limited user=%s", user.pk)
+        raise LimitExceeded(
+            _("Too many checkouts opened in a short time. Please wait a while and try again."),
+            code="checkout_limited",
+            retry_after=3600,
+        )
     purchase = Purchase.objects.create(
         user=user,
         pack=pack,
@@ -52,7 +65,8 @@ def start_checkout(
             purchase_id=purchase.pk,
             user_id=user.pk,
             pack_id=pack.pk,
-            product_name=f"{pack.name}: {pack.credits:,} credits",
+            product_name=_("%(pack)s: %(credits)s credits")
+            % {"pack": pack.name, "credits": languages.grouped(pack.credits)},
             amount_cents=purchase.amount_cents,
             currency=purchase.currency,
             customer_email=user.email,

@@ -13,6 +13,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 from rest_framework import status
 
 from veoproject.exceptions import ApplicationError
@@ -23,13 +24,17 @@ logger = logging.getLogger(__name__)
 class PaymentsDisabled(ApplicationError):
     code = "payments_disabled"
     http_status = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_message = "Buying credits is not available on this site; redeem a voucher instead."
+    default_message = gettext_lazy(
+        "Buying credits is not available on this site; redeem a voucher instead."
+    )
 
 
 class PaymentProviderError(ApplicationError):
     code = "payment_provider_error"
     http_status = status.HTTP_502_BAD_GATEWAY
-    default_message = "The payment provider could not be reached. Nothing was charged; try again."
+    default_message = gettext_lazy(
+        "The payment provider could not be reached. Nothing was charged; try again."
+    )
 
 
 class EventRejected(Exception):

@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
@@ -38,7 +39,7 @@ def purchase_start(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Open a Stripe Checkout Session for the chosen pack and send the buyer there."""
     form = BuyPackForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "This pack is not on sale.")
+        messages.error(request, _("This pack is not on sale."))
         return redirect("credits")
 
     def return_urls(purchase_id: int) -> checkout.ReturnUrls:

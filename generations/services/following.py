@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from generations import states
+from generations import fair_share, states
 from generations.dispatch import DISPATCH_GRACE, enqueue
 from generations.fal import (
     FalAccountProblem,
@@ -76,6 +76,7 @@ def _record_video_url(generation: Generation, video_url: str) -> None:
         fal_video_url=video_url,
         next_poll_at=timezone.now() + DISPATCH_GRACE,
     )
+    fair_share.slot_freed()  # fal is done with it: its slot goes to the next in line
     enqueue("finish", generation.pk)
 
 

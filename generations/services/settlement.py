@@ -15,7 +15,7 @@ from django.db import transaction
 
 from accounts import ledger
 from accounts.models import LedgerEntry, User
-from generations import costs, states
+from generations import costs, fair_share, states
 from generations.dispatch import enqueue
 from generations.fal import user_message
 from generations.models import Generation, RefundPolicy
@@ -30,6 +30,7 @@ Status = Generation.Status
 
 
 def _after_final(generation: Generation, *, notify_owner: bool = True) -> None:
+    fair_share.slot_freed()  # its slot at fal, if it held one, goes to the next in line
     if notify_owner:  # "your video is ready" / "could not be made", emailed after commit
         notifications.generation_finished(generation_id=generation.pk)
     if generation.callback_url:

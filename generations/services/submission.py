@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
-from generations import leases, states
+from generations import catalogue, fair_share, leases, states
 from generations.costs import fal_cost_usd
 from generations.dispatch import enqueue
 from generations.fal import (
@@ -33,7 +33,7 @@ from generations.fal import (
     get_gateway,
 )
 from generations.fal_webhooks import webhook_token
-from generations.models import Generation
+from generations.models import Generation, GenerationImage
 from generations.services import account
 from generations.services.settlement import fail, fail_for_fal
 from generations.validation import ALLOWED_IMAGE_FORMATS, check_image_file
@@ -103,9 +103,10 @@ def generation_for_signed_image(token: str) -> Generation | None:
     return Generation.objects.filter(pk=pk).first()
 
 
-def _stored_image(generation: Generation) -> tuple[bytes, str, str]:
+def _stored_image(generation: Generation | GenerationImage) -> tuple[bytes, str, str]:
     """The stored upload's bytes, content type and a file name, the last two from the
-    format Pillow reads in the bytes (never from what the client called the file)."""
+    format Pillow reads in the bytes (never from what the client called the file). Of a
+    generation's own image, or of one of a multi-image model's inputs."""
     with generation.image.open("rb") as file:
         data = file.read()
     try:
@@ -129,7 +130,7 @@ class ImageUrlProblem(Exception):
         self.retryable = retryable
 
 
-def _fetched_image(generation: Generation) -> tuple[bytes, str, str]:
+def _fetched_image(generation: Generation | GenerationImage) -> tuple[bytes, str, str]:
     """The user's `image_url` fetched through the one SSRF rule (https, public addresses,
     each redirect re-checked, one deadline, the upload size cap), then held to the upload
     rule (`validation.check_image_file`: format, pixels, minimum size). Returns the bytes,
@@ -173,11 +174,12 @@ def _fetched_image(generation: Generation) -> tuple[bytes, str, str]:
     return data, Image.MIME[image_format], f"input.{extension}"
 
 
-def _fal_image_cache_key(generation: Generation) -> str:
-    return f"generations:fal-image:{generation.pk}"
+def _fal_image_cache_key(generation: Generation, source: GenerationImage | None = None) -> str:
+    key = f"generations:fal-image:{generation.pk}"
+    return f"{key}:{source.pk}" if source is not None else key
 
 
-def _image_for_fal(generation: Generation) -> str:
+def _image_for_fal(generation: Generation, source: GenerationImage | None = None) -> str:
     """The URL fal fetches the input from.
 
     A user's URL is fetched and checked first (`_fetched_image`, unless IMAGE_URL_CHECK is
@@ -194,17 +196,21 @@ def _image_for_fal(generation: Generation) -> str:
     is public (PUBLIC_BASE_URL); otherwise
     FalStorageUnavailable, and the submit waits for storage with a growing delay, without
     counting an attempt (`submit`).
+
+    `source` is one input of a multi-image model (first/last frame, a reference): the
+    same, except that our signed view serves only a generation's own image.
     """
-    if generation.image_url and not settings.IMAGE_URL_CHECK:
-        return generation.image_url
-    key = _fal_image_cache_key(generation)
+    image = source if source is not None else generation
+    if image.image_url and not settings.IMAGE_URL_CHECK:
+        return image.image_url
+    key = _fal_image_cache_key(generation, source)
     cached = cache.get(key)
     if cached:
         return cached
-    if generation.image_url:
-        data, content_type, file_name = _fetched_image(generation)
+    if image.image_url:
+        data, content_type, file_name = _fetched_image(image)
     else:
-        data, content_type, file_name = _stored_image(generation)
+        data, content_type, file_name = _stored_image(image)
     deadline = generation.deadline_at or timezone.now() + timedelta(
         seconds=settings.GENERATION_DEADLINE_SECONDS
     )
@@ -217,17 +223,17 @@ def _image_for_fal(generation: Generation) -> str:
             expires_in=useful_for + int(FAL_IMAGE_GRACE.total_seconds()),
         )
     except FalStorageUnavailable as exc:
-        if generation.image_url:
+        if image.image_url:
             logger.warning(
                 "event=fal_upload_failed generation=%s fallback=image_url reason=%s",
                 generation.pk,
                 exc,
             )
-            return generation.image_url  # checked above; fal fetches it itself
+            return image.image_url  # checked above; fal fetches it itself
         # With S3 the bucket itself serves a presigned URL (no public site needed).
         presigned = storage.presigned_url(
-            generation.image.storage,
-            generation.image.name,
+            image.image.storage,
+            image.image.name,
             content_type=content_type,
             filename=file_name,
             cache_control="private, no-store",
@@ -248,7 +254,7 @@ def _image_for_fal(generation: Generation) -> str:
         )
         if presigned:
             return presigned
-        if not settings.PUBLIC_BASE_URL:
+        if not settings.PUBLIC_BASE_URL or source is not None:
             raise
         return _public_url(
             reverse("generation-image-signed", args=[signed_image_token(generation)])
@@ -265,15 +271,28 @@ def _image_for_fal(generation: Generation) -> str:
 
 
 def fal_arguments(generation: Generation) -> dict[str, Any]:
-    """The seed's input schema, every option explicit (fal's aspect default is now auto)."""
-    return {
-        "prompt": generation.prompt,
-        "image_url": _image_for_fal(generation),
-        "aspect_ratio": generation.aspect_ratio,
-        "duration": generation.duration,
-        "resolution": generation.resolution,
-        "generate_audio": generation.generate_audio,
-    }
+    """What the generation's model takes (`catalogue.Model.arguments`): every option
+    explicit, its images as URLs fal can fetch under fal's field names, and the optional
+    arguments the request gave."""
+    model = catalogue.get(generation.model)
+    images: dict[str, Any] = {}
+    if model.images == "image":
+        images["image_url"] = _image_for_fal(generation)
+    for source in generation.input_images.order_by("slot", "position"):
+        url = _image_for_fal(generation, source)
+        if source.slot == GenerationImage.Slot.REFERENCE:
+            images.setdefault(source.slot, []).append(url)
+        else:
+            images[source.slot] = url
+    return model.arguments(
+        prompt=generation.prompt,
+        aspect_ratio=generation.aspect_ratio,
+        duration=generation.duration,
+        resolution=generation.resolution,
+        generate_audio=generation.generate_audio,
+        images=images,
+        options=generation.model_options,
+    )
 
 
 def fal_webhook_url(generation: Generation) -> str | None:
@@ -355,6 +374,12 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
         next_poll_at=None,
     )
     if not claimed:
+        # In our queue (FAL_MAX_CONCURRENCY): grant what slots are free, fairly; this one's
+        # submit is enqueued when its turn comes, or, if it came now, made here (the
+        # enqueued one then finds it claimed).
+        waiting = Generation.objects.filter(pk=generation_id, status=Status.WAITING)
+        if waiting.exists() and generation_id in fair_share.fill_slots():
+            submit(generation_id=generation_id)
         return
     generation = Generation.objects.get(pk=generation_id)
     if generation.attempts > MAX_SUBMIT_ATTEMPTS:
@@ -373,7 +398,9 @@ def submit(*, generation_id: UUID, probe: bool = False) -> None:
     try:
         with leases.generation_heartbeat(generation.pk, held_until, work="submit"):
             submitted = get_gateway().submit(
-                arguments=fal_arguments(generation), webhook_url=fal_webhook_url(generation)
+                arguments=fal_arguments(generation),
+                webhook_url=fal_webhook_url(generation),
+                endpoint=generation.endpoint,
             )
     except FalStorageUnavailable as exc:
         # fal's storage, not this generation nor fal's queue: nothing was sent, and the

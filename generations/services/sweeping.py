@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
+from generations import fair_share
 from generations.dispatch import DISPATCH_GRACE, enqueue
 from generations.models import Generation
 from generations.services import account
@@ -39,6 +40,7 @@ class SweepReport:
     next_due: datetime | None = None
     probed: int = 0  # probe submits while dispatch is paused (0 or 1)
     deferred: int = 0  # due, left for the next pass (the pass ran out of time)
+    granted: int = 0  # waiting generations given a slot at fal (`fair_share`)
 
 
 SWEEP_BATCH = 200
@@ -96,7 +98,8 @@ def sweep(*, batch: int = SWEEP_BATCH) -> SweepReport:
     if paused:
         in_flight = in_flight.exclude(account.AWAITING_SUBMIT)
     due = list(
-        in_flight.filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
+        in_flight.exclude(status=Generation.Status.WAITING)  # our queue: `fill_slots` only
+        .filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .order_by(F("next_poll_at").asc(nulls_first=True))[:batch]
     )
@@ -153,9 +156,17 @@ def sweep(*, batch: int = SWEEP_BATCH) -> SweepReport:
         account.credentials_recovered()
 
     remaining = in_flight.aggregate(
-        count=Count("pk"), next_poll=Min("next_poll_at"), lease_end=Min("lease_until")
+        count=Count("pk"),
+        next_poll=Min("next_poll_at"),
+        lease_end=Min("lease_until"),
+        waiting=Count("pk", filter=Q(status=Generation.Status.WAITING)),
     )
     report.in_flight = remaining["count"]
+    if remaining["waiting"]:
+        try:  # free slots at fal to our queue's next (a fill missed after a slot was freed)
+            report.granted = len(fair_share.fill_slots())
+        except Exception:
+            logger.exception("event=sweep_slot_fill_crashed")
     due_times = [t for t in (remaining["next_poll"], remaining["lease_end"]) if t is not None]
     if paused and fal_account.next_probe_at is not None:
         due_times.append(max(fal_account.next_probe_at, now))

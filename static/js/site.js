@@ -2,6 +2,12 @@
 (function () {
   "use strict";
 
+  // The page's words for what this script shows (data-word-* on <body>, rendered in the
+  // page's language by templates/base.html), with English if a page has none.
+  function word(name, english) {
+    return (document.body && document.body.dataset[name]) || english;
+  }
+
   function onReady(fn) {
     if (document.readyState !== "loading") fn();
     else document.addEventListener("DOMContentLoaded", fn);
@@ -45,14 +51,74 @@
     return "";
   }
 
+  // What the server would say of this file, or "" if nothing: the checks of a chosen
+  // image without its preview (the second and later files of a multiple chooser).
+  function refusalOfFile(file, rules) {
+    var refused = refusalOfSize(file, rules);
+    if (refused) return Promise.resolve(refused);
+    return file.slice(0, 16).arrayBuffer().then(function (buffer) {
+      var accepted = hasAcceptedSignature(new Uint8Array(buffer), rules);
+      return new Promise(function (resolve) {
+        var img = new Image();
+        var url = URL.createObjectURL(file);
+        img.onload = function () {
+          URL.revokeObjectURL(url);
+          if (!accepted) resolve(rules.messages.wrong_format);
+          else resolve(refusalOfPixels(img.naturalWidth, img.naturalHeight, rules));
+        };
+        img.onerror = function () {
+          URL.revokeObjectURL(url);
+          resolve(accepted ? "" : rules.messages.unreadable);
+        };
+        img.src = url;
+      });
+    });
+  }
+
+  // An image file input the server rendered plain (the model picker's frame and reference
+  // slots) gets what a dropzone needs around it, so it is checked and previewed the same.
+  function dropzoneAround(input) {
+    if (!input.id || input.closest("[data-dropzone]")) return;
+    if (!document.getElementById("image-rules")) return;
+    var zone = document.createElement("div");
+    zone.className = "dropzone-plain";
+    zone.setAttribute("data-dropzone", "");
+    input.parentNode.insertBefore(zone, input);
+    zone.appendChild(input);
+    var preview = document.createElement("img");
+    preview.className = "dropzone__preview";
+    preview.alt = "";
+    preview.hidden = true;
+    preview.setAttribute("data-preview", "");
+    var meta = document.createElement("span");
+    meta.className = "dropzone__meta";
+    meta.setAttribute("aria-live", "polite");
+    meta.setAttribute("data-meta", "");
+    zone.appendChild(preview);
+    zone.appendChild(meta);
+    var refusal = document.createElement("p");
+    refusal.className = "errorlist field-refusal";
+    refusal.id = input.id + "-refusal";
+    refusal.setAttribute("role", "alert");
+    refusal.setAttribute("data-testid", input.name + "-refusal");
+    refusal.hidden = true;
+    zone.parentNode.insertBefore(refusal, zone.nextSibling);
+    input.dataset.rules = "image-rules";
+    input.dataset.refusal = refusal.id;
+    var described = input.getAttribute("aria-describedby");
+    input.setAttribute("aria-describedby", (described ? described + " " : "") + refusal.id);
+  }
+
   // Image chooser: the rules checked before upload, preview, shape hints, drag and drop.
+  // Set up once per chooser, on page load and for each one htmx swaps in.
   function setupDropzone(zone) {
     var input = zone.querySelector('input[type="file"]');
     var preview = zone.querySelector("[data-preview]");
     var reused = zone.querySelector("[data-reused]");
     var meta = zone.querySelector("[data-meta]");
     var hint = zone.querySelector("[data-hint]");
-    if (!input || !preview) return;
+    if (!input || !preview || zone.dataset.dropzoneReady) return;
+    zone.dataset.dropzoneReady = "1";
     var rules = readRules(input);
     var refusal = input.dataset.refusal && document.getElementById(input.dataset.refusal);
     var objectUrl = null;
@@ -94,10 +160,13 @@
       }
       meta.textContent = file.name + " · " + notes.join(" · ");
       meta.classList.toggle("is-warning", warn);
-      // Suggest the matching aspect ratio.
+      // Suggest the matching aspect ratio, unless one was chosen by hand or "auto" (the
+      // image decides) is chosen.
       var wanted = ratio < 1 ? "9:16" : "16:9";
       var radio = document.querySelector('input[name="aspect_ratio"][value="' + wanted + '"]');
-      if (radio && !radio.checked && !zone.dataset.ratioTouched) {
+      var touched = input.form ? input.form.dataset.ratioTouched : zone.dataset.ratioTouched;
+      var auto = document.querySelector('input[name="aspect_ratio"][value="auto"]:checked');
+      if (radio && !radio.checked && !touched && !auto) {
         radio.checked = true;
         radio.dispatchEvent(new Event("change", { bubbles: true }));
       }
@@ -115,6 +184,12 @@
         if (input.files[0] !== file) return;  // another file was chosen meanwhile
         showPreview(file, hasAcceptedSignature(new Uint8Array(buffer), rules));
       });
+      var others = Array.prototype.slice.call(input.files, 1);
+      Promise.all(others.map(function (other) { return refusalOfFile(other, rules); }))
+        .then(function (refusals) {
+          var first = refusals.filter(Boolean)[0];
+          if (first && input.files[0] === file) refuse(first);
+        });
     }
 
     // Show the file; one of another format is refused once the browser has read it (an
@@ -144,9 +219,6 @@
     ["dragleave", "drop"].forEach(function (type) {
       zone.addEventListener(type, function () { zone.classList.remove("is-dragover"); });
     });
-    document.querySelectorAll('input[name="aspect_ratio"]').forEach(function (radio) {
-      radio.addEventListener("click", function () { zone.dataset.ratioTouched = "1"; });
-    });
     if (reused && hint) hint.hidden = true;
     if (input.files && input.files.length) show();
   }
@@ -173,7 +245,7 @@
       var text = target.value || target.textContent;
       function done() {
         var label = button.textContent;
-        button.textContent = "Copied";
+        button.textContent = word("wordCopied", "Copied");
         setTimeout(function () { button.textContent = label; }, 1800);
       }
       if (navigator.clipboard && window.isSecureContext) {
@@ -231,7 +303,10 @@
   function notify(el) {
     if (!canNotify() || Notification.permission !== "granted") return;
     var ready = el.dataset.status === "succeeded";
-    var note = new Notification(ready ? "Your video is ready" : "A video could not be made", {
+    var title = ready
+      ? word("wordVideoReady", "Your video is ready")
+      : word("wordVideoFailed", "A video could not be made");
+    var note = new Notification(title, {
       body: el.dataset.prompt || "", tag: el.dataset.url
     });
     note.onclick = function () { window.focus(); window.location.href = el.dataset.url; note.close(); };
@@ -264,7 +339,7 @@
     button.type = "button";
     button.className = "button button--secondary button--small";
     button.dataset.notifyOptIn = "";
-    button.textContent = "Notify me when videos are ready";
+    button.textContent = word("wordNotifyOffer", "Notify me when videos are ready");
     button.addEventListener("click", function () {
       var answeredOnce = false;
       function answered(permission) {  // older browsers call back, newer ones resolve
@@ -274,8 +349,8 @@
         note.className = "muted";
         note.setAttribute("role", "status");
         note.textContent = permission === "granted"
-          ? "You will be notified when a video is ready."
-          : "Notifications are off for this site in your browser.";
+          ? word("wordNotifyOn", "You will be notified when a video is ready.")
+          : word("wordNotifyOff", "Notifications are off for this site in your browser.");
         button.replaceWith(note);
       }
       var asked = Notification.requestPermission(answered);
@@ -320,8 +395,20 @@
     });
   }
 
+  // The elements of `root` (root itself included) that match `selector`.
+  function within(root, selector) {
+    var found = Array.prototype.slice.call(root.querySelectorAll(selector));
+    if (root.matches && root.matches(selector)) found.unshift(root);
+    return found;
+  }
+
+  function setupImageChoosers(root) {
+    within(root, 'input[type="file"][accept^="image/"]').forEach(dropzoneAround);
+    within(root, "[data-dropzone]").forEach(setupDropzone);
+  }
+
   function init(root) {
-    root.querySelectorAll("[data-dropzone]").forEach(setupDropzone);
+    setupImageChoosers(root);
     root.querySelectorAll("textarea[data-counter]").forEach(setupCounter);
     root.querySelectorAll("[data-copy]").forEach(setupCopy);
     root.querySelectorAll("form[data-submit-once]").forEach(setupSubmitOnce);
@@ -329,16 +416,24 @@
   }
 
   onReady(function () { init(document); setupWaits(); });
+  // An aspect ratio chosen by hand is kept when an image is chosen after it (the radios
+  // are swapped in and out with the model, so the page listens, not each radio).
+  document.addEventListener("click", function (event) {
+    var radio = event.target.closest && event.target.closest('input[name="aspect_ratio"]');
+    if (radio && radio.form) radio.form.dataset.ratioTouched = "1";
+  });
   // Coming back with the browser's back button: submit buttons work again.
   window.addEventListener("pageshow", function (event) {
     if (!event.persisted) return;
     document.querySelectorAll('form[data-submit-once] button[type="submit"], button[form][type="submit"]')
       .forEach(function (button) { button.disabled = button.hasAttribute("data-disabled-by-server"); });
   });
-  // Content swapped in by htmx (cards that finished, the price box) gets the same care.
+  // Content swapped in by htmx (cards that finished, the price box, the model picker's
+  // image slots) gets the same care.
   document.addEventListener("htmx:load", function (event) {
     if (event.target !== document.body) {
       event.target.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
+      setupImageChoosers(event.target);
     }
   });
 })();

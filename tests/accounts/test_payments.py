@@ -343,3 +343,24 @@ def test_the_studio_refuses_a_new_video_while_credits_are_owed(client, db):
     assert response.status_code == 200
     assert "300 credits that had already been spent" in response.content.decode()
     assert not LedgerEntry.objects.filter(account__user=user, kind="hold").exists()
+
+
+def test_opening_checkouts_is_rate_limited_per_user_without_calling_stripe(
+    client, buyer, packs, fake_stripe, settings
+):
+    """Each checkout is a Purchase row and a call to Stripe: a script (or a card tester)
+    must not open them by the thousand."""
+    settings.CHECKOUT_RATE = "2/hour"
+    for _ in range(2):
+        assert client.post(BUY, {"pack": packs[0].pk}).status_code == 303
+    calls = len(fake_stripe.requests)
+
+    refused = client.post(BUY, {"pack": packs[0].pk}, follow=True)
+
+    assert refused.redirect_chain[-1][0] == CREDITS
+    assert "Too many checkouts" in refused.content.decode()
+    assert Purchase.objects.filter(user=buyer).count() == 2
+    assert len(fake_stripe.requests) == calls
+    other = UserFactory(username="other-buyer")
+    client.force_login(other)
+    assert client.post(BUY, {"pack": packs[0].pk}).status_code == 303  # per user

@@ -121,6 +121,28 @@ def test_csv_export_lists_codes(admin_client_for, superuser, voucher):
     assert vouchers.format_code(voucher.code) in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("note", "cell"),
+    [
+        ("", ""),
+        ("spring promo", "spring promo"),
+        ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+        ("\tx", "'\tx"),
+    ],
+)
+def test_csv_export_notes_are_formula_safe_and_empty_stays_empty(
+    admin_client_for, superuser, voucher, note, cell
+):
+    import csv
+    import io
+
+    Voucher.objects.filter(pk=voucher.pk).update(note=note)
+    response = run_action(admin_client_for(superuser), Voucher, "export_csv", [voucher])
+
+    [header, row] = list(csv.reader(io.StringIO(response.content.decode())))
+    assert row[header.index("note")] == cell
+
+
 def test_voucher_admin_is_read_only(admin_client_for, superuser, voucher):
     client = admin_client_for(superuser)
     change = reverse("admin:accounts_voucher_change", args=[voucher.pk])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
@@ -11,7 +12,9 @@ from generations.models import Generation, PricingRule, PricingRuleChange
 
 
 def rule_720_audio() -> PricingRule:
-    return PricingRule.objects.get(resolution="720p", generate_audio=True, active=True)
+    return PricingRule.objects.get(
+        endpoint=settings.FAL_ENDPOINT, resolution="720p", generate_audio=True, active=True
+    )
 
 
 def form_data(rule: PricingRule, **changes) -> dict:
@@ -98,7 +101,12 @@ def test_a_second_active_rule_for_the_same_options_is_refused(admin_client_for, 
     )
 
     assert response.status_code == 200 and response.context["adminform"].form.errors
-    assert PricingRule.objects.filter(resolution="720p", generate_audio=True).count() == 1
+    assert (
+        PricingRule.objects.filter(
+            endpoint=settings.FAL_ENDPOINT, resolution="720p", generate_audio=True
+        ).count()
+        == 1
+    )
     assert not PricingRuleChange.objects.exists()
 
 
@@ -108,10 +116,10 @@ def test_a_new_rule_is_recorded_and_rules_cannot_be_deleted(admin_client_for, su
 
     client.post(
         reverse("admin:generations_pricingrule_add"),
-        form_data(rule, endpoint="fal-ai/veo3.1/fast/image-to-video", credits_per_second=90),
+        form_data(rule, endpoint="fal-ai/veo3.1/lite/image-to-video", credits_per_second=90),
     )
 
-    new = PricingRule.objects.get(endpoint="fal-ai/veo3.1/fast/image-to-video")
+    new = PricingRule.objects.get(endpoint="fal-ai/veo3.1/lite/image-to-video")
     assert PricingRuleChange.objects.get(rule=new).changes["credits_per_second"] == [None, 90]
     assert (
         client.get(reverse("admin:generations_pricingrule_delete", args=[new.pk])).status_code

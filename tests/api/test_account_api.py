@@ -19,7 +19,19 @@ def test_me_shows_credits_and_no_webhook_secret_to_a_token(api, user):
         "balance": 1000,
         "reserved": 320,
         "available": 680,
+        "owed": 0,
     }
+
+
+def test_me_shows_what_is_owed_after_a_spent_purchase_was_taken_back(api, user):
+    spent = GenerationFactory(owner=user, cost_credits=800)
+    ledger.hold(generation=spent)
+    ledger.capture(generation=spent)
+    ledger.take_back(user=user, credits=1000, reason="refunded", idempotency_key="t:1")
+
+    body = api.get("/api/v1/me/").json()
+
+    assert (body["balance"], body["available"], body["owed"]) == (0, 0, 800)
 
 
 def test_me_shows_the_webhook_secret_to_a_browser_session(session_api, user):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from allauth.account.models import EmailAddress
+from playwright.sync_api import Page
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -80,13 +81,20 @@ def pytest_runtest_teardown(item, nextitem):
 
 
 @pytest.fixture
-def screenshot(page):
-    """`screenshot("name")` saves a full-page PNG under test-artifacts/screenshots/."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def screenshot(request):
+    """`screenshot("name")` saves a full-page PNG of the test's `page` under
+    test-artifacts/screenshots/; `screenshot("name", target, lang="de")` saves a page or an
+    element of the test's choosing under test-artifacts/screenshots/de/."""
 
-    def take(name: str, target=None) -> Path:
-        path = SCREENSHOTS / f"{name}.png"
-        (target or page).screenshot(path=str(path), full_page=True)
+    def take(name: str, target=None, *, lang: str | None = None) -> Path:
+        folder = SCREENSHOTS / lang if lang else SCREENSHOTS
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        target = target or request.getfixturevalue("page")
+        if isinstance(target, Page):
+            target.screenshot(path=str(path), full_page=True)
+        else:  # an element (a Locator): only its box
+            target.screenshot(path=str(path))
         return path
 
     return take

@@ -17,7 +17,7 @@ from .config import FakeFalConfig, FaultPlan
 from .routes import RecordedRequest, ranged
 from .scheduler import COMPLETED, IN_QUEUE, Job, Scheduler
 from .transport import Reply, Request
-from .veo import INFRA_ERRORS, content_policy_detail, parse_markers, validate
+from .veo import INFRA_ERRORS, SCHEMAS, content_policy_detail, parse_markers, validate
 from .webhooks import Delivery, WebhookDispatcher
 
 
@@ -66,11 +66,15 @@ class QueueAPI:
         if cfg.locked_reason:
             st.counters["submits_refused_locked"] += 1
             return Reply.json(403, {"detail": _lock_detail(cfg.locked_reason)})
+        endpoint = "/".join(segs)
+        if endpoint not in SCHEMAS:  # fal knows only its own applications
+            st.counters["submits_unknown_endpoint"] += 1
+            return Reply.json(404, {"detail": f"Application '{endpoint}' not found"})
         body = req.json()
         webhook = req.query.get("fal_webhook") or None
         prompt = body.get("prompt") if isinstance(body, dict) else None
         markers = parse_markers(prompt)
-        errors = validate(body)
+        errors = validate(body, endpoint)
         # Precedence: prompt marker > forced job fault > validation > random rates.
         forced = st.plan.pop_forced("job")
         if markers.outcome:
@@ -108,7 +112,7 @@ class QueueAPI:
             seq=next(st.seq),
             owner=segs[0],
             app=segs[1],
-            endpoint="/".join(segs),
+            endpoint=endpoint,
             input=body,
             webhook_url=webhook,
             submitted_at=now,

@@ -63,6 +63,9 @@ class Scheduler:
         self._deadlines: list[tuple[float, int, Job]] = []  # heap by start deadline
         self.waiting_count = 0
         self.running_count = 0
+        # The most jobs ever running at once: tests prove a client's concurrency limit by
+        # the fake's own count.
+        self.max_running_seen = 0
         # seqs that left the queue out of order (cancelled/expired while waiting, instant);
         # with FIFO starts they are the only gaps between the head and any waiting job.
         self._holes: list[int] = []
@@ -119,6 +122,7 @@ class Scheduler:
                 job = self._waiting.popleft()
                 self.waiting_count -= 1
                 self.running_count += 1
+                self.max_running_seen = max(self.max_running_seen, self.running_count)
                 job.state, job.started_at = IN_PROGRESS, t
                 heapq.heappush(self._running, (t + job.run_seconds, job.seq, job))
             else:

@@ -290,6 +290,7 @@ class FakeFal(QueueAPI, StorageAPI):
                     "total": len(st.jobs),
                     "queued": queued,
                     "running": running,
+                    "max_running": st.scheduler.max_running_seen,
                     "completed": len(st.jobs) - queued - running,
                     "completed_by_outcome": dict(outcomes),
                 },

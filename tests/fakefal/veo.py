@@ -1,7 +1,11 @@
-"""What the fake "model runner" of fal-ai/veo3.1/image-to-video decides about a job.
+"""What the fake "model runners" of the Veo 3.1 family decide about a job.
 
-Validation mimics fal's pydantic errors (fal.md §4): the queue accepts anything and the
-422 only shows up at the result. Magic prompt markers force outcomes deterministically.
+Each endpoint has its own input schema (`SCHEMAS`, written from fal's model pages, apart
+from the project's own catalogue so that the two check each other). Validation mimics
+fal's pydantic errors (fal.md §4): the queue accepts anything and the 422 only shows up at
+the result. Stricter than fal on purpose: real JSON booleans only, and a field the
+endpoint does not take is refused (`extra_forbidden`), so that an argument sent to the
+wrong model shows. Magic prompt markers force outcomes deterministically.
 """
 
 from __future__ import annotations
@@ -22,6 +26,49 @@ ENUMS: dict[str, tuple[str, ...]] = {
 BOOLS = ("generate_audio", "auto_fix")
 STRINGS = ("negative_prompt",)
 REQUIRED = ("prompt", "image_url")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """One endpoint's input: required strings, a required list of strings, its enums,
+    booleans, optional strings and whether it takes a seed."""
+
+    required: tuple[str, ...]
+    enums: dict[str, tuple[str, ...]]
+    lists: tuple[str, ...] = ()
+    bools: tuple[str, ...] = BOOLS
+    strings: tuple[str, ...] = STRINGS
+    seed: bool = True
+
+    @property
+    def fields(self) -> set[str]:
+        names = {*self.required, *self.enums, *self.lists, *self.bools, *self.strings}
+        return names | ({"seed"} if self.seed else set())
+
+
+_WIDE = ("16:9", "9:16")
+_TEXT = Schema(required=("prompt",), enums={**ENUMS, "aspect_ratio": _WIDE})
+_IMAGE = Schema(required=REQUIRED, enums=ENUMS)
+_FRAMES = Schema(required=("prompt", "first_frame_url", "last_frame_url"), enums=ENUMS)
+# fal's reference-to-video: `image_urls`, 16:9/9:16, duration "8s" only, no negative
+# prompt and no seed.
+_REFERENCES = Schema(
+    required=("prompt",),
+    lists=("image_urls",),
+    enums={**ENUMS, "aspect_ratio": _WIDE, "duration": ("8s",)},
+    strings=(),
+    seed=False,
+)
+SCHEMAS: dict[str, Schema] = {
+    "fal-ai/veo3.1": _TEXT,
+    "fal-ai/veo3.1/fast": _TEXT,
+    "fal-ai/veo3.1/image-to-video": _IMAGE,
+    "fal-ai/veo3.1/fast/image-to-video": _IMAGE,
+    "fal-ai/veo3.1/first-last-frame-to-video": _FRAMES,
+    "fal-ai/veo3.1/fast/first-last-frame-to-video": _FRAMES,
+    "fal-ai/veo3.1/reference-to-video": _REFERENCES,
+}
+DEFAULT_ENDPOINT = "fal-ai/veo3.1/image-to-video"
 
 _MARKER = re.compile(r"\[fal:([a-z_]+)(?:=([0-9]*\.?[0-9]+))?\]")
 
@@ -56,8 +103,9 @@ def _enum_msg(allowed: tuple[str, ...]) -> str:
     return ", ".join(quoted[:-1]) + f" or {quoted[-1]}"
 
 
-def validate(body: Any) -> list[dict[str, Any]]:
-    """pydantic-v2-style error objects for an image-to-video input; [] when valid."""
+def validate(body: Any, endpoint: str = DEFAULT_ENDPOINT) -> list[dict[str, Any]]:
+    """pydantic-v2-style error objects for `endpoint`'s input (`SCHEMAS`); [] when valid."""
+    schema = SCHEMAS[endpoint]
     if not isinstance(body, dict):
         return [
             {
@@ -68,15 +116,17 @@ def validate(body: Any) -> list[dict[str, Any]]:
             }
         ]
     errors: list[dict[str, Any]] = []
-    for name in REQUIRED:
+    for name in (*schema.required, *schema.lists):
         if name not in body:
             errors.append({"loc": ["body", name], "msg": "Field required", "type": "missing"})
+        elif name in schema.lists:
+            errors.extend(_list_errors(name, body[name]))
         elif not isinstance(body[name], str):
             errors.append(_type_error(name, body[name], "string_type", "a valid string"))
-    for name in STRINGS:
+    for name in schema.strings:
         if name in body and not isinstance(body[name], str):
             errors.append(_type_error(name, body[name], "string_type", "a valid string"))
-    for name, allowed in ENUMS.items():
+    for name, allowed in schema.enums.items():
         if name in body and body[name] not in allowed:
             msg = _enum_msg(allowed)
             errors.append(
@@ -88,13 +138,43 @@ def validate(body: Any) -> list[dict[str, Any]]:
                     "input": body[name],
                 }
             )
-    for name in BOOLS:
+    for name in schema.bools:
         # Strict on purpose: the project must send real JSON booleans.
         if name in body and not isinstance(body[name], bool):
             errors.append(_type_error(name, body[name], "bool_type", "a valid boolean"))
-    if "seed" in body and (isinstance(body["seed"], bool) or not isinstance(body["seed"], int)):
+    seed = body.get("seed")
+    if schema.seed and "seed" in body and (isinstance(seed, bool) or not isinstance(seed, int)):
         errors.append(_type_error("seed", body["seed"], "int_type", "a valid integer"))
+    for name in body:
+        if name not in schema.fields:
+            errors.append(
+                {
+                    "loc": ["body", name],
+                    "msg": "Extra inputs are not permitted",
+                    "type": "extra_forbidden",
+                    "input": body[name],
+                }
+            )
     return errors
+
+
+def _list_errors(name: str, value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        return [_type_error(name, value, "list_type", "a valid list")]
+    if not value:
+        return [
+            {
+                "loc": ["body", name],
+                "msg": "List should have at least 1 item after validation, not 0",
+                "type": "too_short",
+                "input": value,
+            }
+        ]
+    return [
+        {**_type_error(name, item, "string_type", "a valid string"), "loc": ["body", name, i]}
+        for i, item in enumerate(value)
+        if not isinstance(item, str)
+    ]
 
 
 def _type_error(name: str, value: Any, type_: str, what: str) -> dict[str, Any]:

@@ -114,10 +114,11 @@ def test_without_history_the_setting_is_the_usual_time(settings):
 def test_ours_waiting_ahead_add_a_wave_per_concurrency_limit(settings):
     settings.GENERATION_TYPICAL_SECONDS = 120
     settings.FAL_MAX_CONCURRENCY = 2
+    settings.FAL_QUEUE_POLICY = "fifo"  # the fair order: tests/generations/test_fair_share.py
     others = UserFactory()
-    ahead = [GenerationFactory(owner=others) for _ in range(3)]
+    ahead = [GenerationFactory(owner=others, status=S.WAITING) for _ in range(3)]
     GenerationFactory(owner=others, status=S.SUCCEEDED)  # final: not ahead of anything
-    mine = GenerationFactory()
+    mine = GenerationFactory(status=S.WAITING)
     now = timezone.now()
 
     found = estimates.for_generations([mine, ahead[0], ahead[2]], now=now)
@@ -210,11 +211,13 @@ def test_one_query_per_kind_then_cached(django_assert_num_queries, settings):
         estimates.for_generations(page)
 
 
-def test_the_work_ahead_of_a_page_is_one_query(django_assert_num_queries, settings):
+def test_the_work_ahead_of_a_page_is_four_queries(django_assert_num_queries, settings):
     settings.FAL_MAX_CONCURRENCY = 1
-    page = [GenerationFactory() for _ in range(10)]
+    page = [GenerationFactory(status=S.WAITING) for _ in range(10)]
 
-    with django_assert_num_queries(2):  # the kind's median, then one count for the page
+    # The kind's median, then our queue for the page: its fair order, the round's state and
+    # the slots in use.
+    with django_assert_num_queries(4):
         found = estimates.for_generations(page)
 
     assert sorted(e.waves for e in found.values()) == list(range(10))

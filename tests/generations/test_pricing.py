@@ -49,7 +49,8 @@ def test_the_price_table_covers_every_orderable_combination():
 
 @pytest.mark.parametrize("audio", [True, False])
 def test_4k_is_refused_while_its_rule_is_inactive(db, audio):
-    assert PricingRule.objects.filter(resolution="4k", active=False).count() == 2
+    inactive = PricingRule.objects.filter(endpoint=settings.FAL_ENDPOINT, active=False)
+    assert inactive.filter(resolution="4k").count() == 2
 
     with pytest.raises(PricingError) as caught:
         quote(duration="8s", resolution="4k", generate_audio=audio)

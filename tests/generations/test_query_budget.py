@@ -36,15 +36,23 @@ pytestmark = pytest.mark.django_db
 # Savepoints are not counted: how deep the caller's transaction nests is not the point.
 # accept: the active prices (options and quote from one read), blocked terms, the account
 # row lock and the in-flight count (only while a cap applies), the insert, the hold
-# (UPDATE ... RETURNING on the account, the entry insert).
+# (UPDATE ... RETURNING on the account, the entry insert). An Idempotency-Key costs no
+# lookup: the insert's unique key finds a replay.
 ACCEPT_BUDGET = 7
 ACCEPT_WITHOUT_CAP_BUDGET = 5
-REPLAY_BUDGET = 2  # validation (the price options), the earlier generation by its key
+# With the local cache warm (LOCAL_CACHE_SECONDS > 0), prices and blocked terms are not
+# read: the insert and the hold.
+ACCEPT_CACHED_WITHOUT_CAP_BUDGET = 3
+# A replay: the insert that the key refuses, then the earlier generation by its key
+# (with the local cache cold, also the prices and the blocked terms).
+REPLAY_CACHED_WITHOUT_CAP_BUDGET = 2
+REPLAY_WITHOUT_CAP_BUDGET = 4
 # Bearer token (with its user), the page; the portal adds session, user and the count,
 # and whether dispatch to fal is paused (one read per page: the "videos are delayed"
 # banner and the cards' "delayed" share it).
 API_GENERATION_LIST_BUDGET = (
     4  # +1: the estimates read recent render times once per kind (cached 60 s)
+    + 1  # the page's input images (models that take several), prefetched at once
 )
 API_LEDGER_LIST_BUDGET = 3
 PORTAL_GENERATION_LIST_BUDGET = 7  # +1: the same estimates query
@@ -53,6 +61,9 @@ PORTAL_GENERATION_LIST_BUDGET = 7  # +1: the same estimates query
 # logs and the next poll time.
 SWEEP_FIXED_BUDGET = 3
 SWEEP_PER_GENERATION_BUDGET = 2
+
+CAT = "https://images.example.com/cat.jpg"
+HAT = "https://images.example.com/hat.jpg"
 
 
 def count_queries(action) -> int:
@@ -102,7 +113,26 @@ def test_accept_does_not_grow_with_the_users_history(user, settings, lifted_limi
     assert later == first <= ACCEPT_BUDGET
 
 
-def test_idempotent_replay_costs_one_lookup(user):
+def test_an_idempotency_key_costs_no_lookup(user, lifted_limits):
+    without_key = count_queries(lambda: services.accept(user=user, params=REQUEST_BODY))
+    with_key = count_queries(
+        lambda: services.accept(user=user, params=REQUEST_BODY, idempotency_key="budget-0")
+    )
+    assert with_key == without_key <= ACCEPT_WITHOUT_CAP_BUDGET
+
+
+def test_accept_with_the_local_cache_warm_reads_no_prices_or_terms(user, settings, lifted_limits):
+    settings.LOCAL_CACHE_SECONDS = 60
+    services.accept(user=user, params=REQUEST_BODY)  # warms the cache
+
+    queries = count_queries(
+        lambda: services.accept(user=user, params=REQUEST_BODY, idempotency_key="budget-2")
+    )
+
+    assert queries <= ACCEPT_CACHED_WITHOUT_CAP_BUDGET
+
+
+def replay_queries(user) -> int:
     services.accept(user=user, params=REQUEST_BODY, idempotency_key="budget-1")
     replays = []
     queries = count_queries(
@@ -111,7 +141,16 @@ def test_idempotent_replay_costs_one_lookup(user):
         )
     )
     assert replays[0].replayed
-    assert queries <= REPLAY_BUDGET
+    return queries
+
+
+def test_idempotent_replay_costs_the_refused_insert_and_one_lookup(user, lifted_limits):
+    assert replay_queries(user) <= REPLAY_WITHOUT_CAP_BUDGET
+
+
+def test_idempotent_replay_with_the_local_cache_warm(user, settings, lifted_limits):
+    settings.LOCAL_CACHE_SECONDS = 60
+    assert replay_queries(user) <= REPLAY_CACHED_WITHOUT_CAP_BUDGET
 
 
 # --- lists -------------------------------------------------------------------------------
@@ -192,3 +231,32 @@ def test_one_sweep_pass_is_linear_with_a_small_constant(n, user, settings):
     polled = Generation.objects.filter(status=Generation.Status.RUNNING)
     assert polled.count() == n
     assert all(g.next_poll_at > timezone.now() for g in polled)  # each was polled
+
+
+@pytest.mark.parametrize(
+    "extra, listed",
+    [
+        (
+            {"model": "fal-ai/veo3.1/reference-to-video", "image_urls": [CAT, HAT]},
+            [("image_urls", 0, CAT), ("image_urls", 1, HAT)],
+        ),
+        ({"image_url": "https://images.example.com/boat.jpg"}, []),
+    ],
+    ids=["references", "one-image"],
+)
+def test_the_answer_to_a_create_lists_its_input_images_without_reading_them(
+    extra, listed, user, lifted_limits
+):
+    client = bearer(user)
+    body = {"prompt": "A cat trying on a hat", **extra}
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/api/v1/generations/", body, format="json")
+
+    assert response.status_code == 201, response.json()
+    shown = [(i["field"], i["position"], i["url"]) for i in response.json()["input_images"]]
+    assert shown == listed
+    reads = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("SELECT")]
+    assert not [sql for sql in reads if "generations_generationimage" in sql]
+    generation = Generation.objects.get(pk=response.json()["id"])
+    stored = generation.input_images.order_by("slot", "position")
+    assert [(i.slot, i.position, i.image_url) for i in stored] == listed

@@ -174,7 +174,7 @@ def test_only_resolutions_with_an_active_price_are_offered_and_accepted(api, por
     [
         ({"duration": "9s"}, "duration", "Choose a duration: 4s, 6s, 8s."),
         ({"duration": 8}, "duration", "Choose a duration: 4s, 6s, 8s."),
-        ({"aspect_ratio": "1:1"}, "aspect_ratio", "Choose a aspect ratio: 16:9, 9:16."),
+        ({"aspect_ratio": "1:1"}, "aspect_ratio", "Choose a aspect ratio: auto, 16:9, 9:16."),
         ({"resolution": "4k"}, "resolution", "Choose a resolution: 720p, 1080p."),
         ({"generate_audio": "maybe"}, "generate_audio", "Must be a valid boolean."),
     ],

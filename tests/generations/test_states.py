@@ -36,13 +36,20 @@ def _ids(pair: tuple[Status, Status]) -> str:
 
 def test_the_table_has_a_row_for_every_status_and_every_status_is_reachable():
     assert set(TRANSITIONS) == set(Status)
-    # `pending` is where accept() starts, and where a refused submit goes back to.
-    assert set().union(*TRANSITIONS.values()) == set(Status)
+    # `pending` is where accept() starts, and where a refused submit goes back to; with
+    # FAL_MAX_CONCURRENCY accept() starts at `waiting` (generations.fair_share).
+    assert set().union(*TRANSITIONS.values()) == set(Status) - {Status.WAITING}
 
 
 def test_final_states_have_no_way_out_and_the_rest_are_in_flight():
     assert states.FINAL == (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
-    assert states.IN_FLIGHT == (Status.PENDING, Status.SUBMITTING, Status.QUEUED, Status.RUNNING)
+    assert states.IN_FLIGHT == (
+        Status.WAITING,
+        Status.PENDING,
+        Status.SUBMITTING,
+        Status.QUEUED,
+        Status.RUNNING,
+    )
     assert Generation.FINAL == states.FINAL and Generation.IN_FLIGHT == states.IN_FLIGHT
     for final in states.FINAL:
         assert TRANSITIONS[final] == frozenset()
@@ -52,7 +59,12 @@ def test_final_states_have_no_way_out_and_the_rest_are_in_flight():
 
 
 def test_only_generations_fal_has_not_started_rendering_are_cancelable():
-    assert states.CANCELABLE == (Status.PENDING, Status.SUBMITTING, Status.QUEUED)
+    assert states.CANCELABLE == (
+        Status.WAITING,
+        Status.PENDING,
+        Status.SUBMITTING,
+        Status.QUEUED,
+    )
     assert not states.may_move(Status.RUNNING, Status.CANCELED)
 
 
@@ -136,6 +148,7 @@ def test_the_database_constraint_lists_the_same_statuses_without_a_new_migration
 # --- The model asks the table ------------------------------------------------------------
 
 PUBLIC = {
+    Status.WAITING: "is_queued",  # in our own queue for one of fal's slots
     Status.PENDING: "is_pending",
     Status.SUBMITTING: "is_pending",
     Status.QUEUED: "is_queued",
@@ -152,7 +165,7 @@ def test_model_properties_follow_the_table(status):
 
     assert generation.is_final is (status in (Status.SUCCEEDED, Status.FAILED, Status.CANCELED))
     assert generation.is_cancelable is (
-        status in (Status.PENDING, Status.SUBMITTING, Status.QUEUED)
+        status in (Status.WAITING, Status.PENDING, Status.SUBMITTING, Status.QUEUED)
     )
     asked = {name for name in set(PUBLIC.values()) if getattr(generation, name)}
     assert asked == {PUBLIC[status]}

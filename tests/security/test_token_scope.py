@@ -69,3 +69,25 @@ def test_a_staff_token_still_reads_its_own_media(staff_user):
     generation = victims_generation(staff_user)
     response = token_client(staff_user).get(reverse("generation-video", args=[generation.pk]))
     assert response.status_code == 200
+
+
+def test_a_password_only_staff_session_cannot_read_other_users_media(
+    client, staff_user, user, settings
+):
+    """The admin asks staff with TOTP (or all staff, with STAFF_REQUIRE_MFA) for a code;
+    the media views open other people's files to staff too, so they ask the same: a
+    stolen staff password alone opens nobody else's video."""
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    generation = victims_generation(user)
+    client.force_login(staff_user)
+    settings.STAFF_REQUIRE_MFA = True
+    for name in ("generation-video", "generation-image"):
+        assert client.get(reverse(name, args=[generation.pk])).status_code == 404, name
+
+    settings.STAFF_REQUIRE_MFA = False
+    TOTP.activate(staff_user, generate_totp_secret())
+    assert client.get(reverse("generation-video", args=[generation.pk])).status_code == 404
+    # Their own files stay theirs.
+    own = victims_generation(staff_user)
+    assert client.get(reverse("generation-video", args=[own.pk])).status_code == 200

@@ -4,14 +4,23 @@ fal, a forged webhook, a request), and that a scrape costs a fixed number of que
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
+import httpx
 import pytest
+import respx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings as django_settings
 from django.utils import timezone
 from django_q.brokers import get_broker
@@ -21,8 +30,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from accounts.models import CreditAccount
 from generations import services, states
-from generations.fal import FalRejected, get_gateway
-from generations.fal_webhooks import webhook_token
+from generations.fal import FalJobFailed, FalRejected, get_gateway
+from generations.fal_webhooks import REJECT_REASONS, webhook_token
 from generations.models import CallbackAttempt, FalAccount, Generation
 from generations.services.settlement import succeed
 from generations.states import Status
@@ -214,6 +223,9 @@ def test_state_metrics_are_the_database_numbers(client, metrics_token):
     failed = accepted(user)
     assert services.fail(generation_id=failed.pk, code="upstream_error", message="It failed.")
     services.cancel(generation=accepted(user))
+    # In our own queue for one of fal's slots (FAL_MAX_CONCURRENCY, generations.fair_share).
+    waiting = accepted(user)
+    Generation.objects.filter(pk=waiting.pk).update(status=Status.WAITING)
     cost = pending.cost_credits
     Generation.objects.filter(pk=queued.pk).update(
         created_at=timezone.now() - timedelta(seconds=900)
@@ -247,16 +259,16 @@ def test_state_metrics_are_the_database_numbers(client, metrics_token):
 
     for status in Status:
         assert value(text, "veo_generations", status=status.value) == 1, status
-    assert value(text, "veo_generations_waiting") == 2
+    assert value(text, "veo_generations_waiting") == 3
     assert value(text, "veo_generations_at_fal") == 2
     assert 899 <= value(text, "veo_generation_oldest_in_flight_seconds") < 960
     assert 299 <= value(text, "veo_generation_oldest_waiting_seconds") < 360
-    assert value(text, "veo_credits_held_total") == 7 * cost
+    assert value(text, "veo_credits_held_total") == 8 * cost
     assert value(text, "veo_credits_captured_total") == cost
     assert value(text, "veo_credits_released_total") == 2 * cost
-    assert value(text, "veo_credits_reserved") == 4 * cost
+    assert value(text, "veo_credits_reserved") == 5 * cost
     account = CreditAccount.objects.get(user=user)
-    assert (account.balance, account.reserved) == (100_000 - cost, 4 * cost)
+    assert (account.balance, account.reserved) == (100_000 - cost, 5 * cost)
     assert value(text, "veo_credits_balance") == account.balance
     assert value(text, "veo_callback_attempts_total", outcome="failed") == 2
     assert value(text, "veo_callback_attempts_total", outcome="delivered") == 1
@@ -304,37 +316,158 @@ def test_fal_calls_are_counted_by_kind_and_outcome(client, metrics_token, real_f
         ("status", "ok", 1),
         ("status", "rejected", 1),
     ):
-        moved = value(after, "veo_fal_calls_total", kind=kind, outcome=outcome) - value(
-            before, "veo_fal_calls_total", kind=kind, outcome=outcome
+        labels = {"kind": kind, "outcome": outcome, "backend": "fal"}
+        moved = value(after, "veo_fal_calls_total", **labels) - value(
+            before, "veo_fal_calls_total", **labels
         )
         assert moved == calls, (kind, outcome)
-    timed = value(after, "veo_fal_call_duration_seconds_count", kind="status") - value(
-        before, "veo_fal_call_duration_seconds_count", kind="status"
-    )
+    timed = value(
+        after, "veo_fal_call_duration_seconds_count", kind="status", backend="fal"
+    ) - value(before, "veo_fal_call_duration_seconds_count", kind="status", backend="fal")
     assert timed == 2
 
 
 @pytest.mark.django_db
-def test_rejected_webhooks_are_counted_by_reason(client, metrics_token):
+def test_calls_to_the_simulated_backend_are_counted_as_simulated(client, metrics_token, settings):
+    settings.FAL_SIMULATED = True
+    settings.FAL_KEY = ""
     before = scrape(client)
-    generation_id = uuid.uuid4()
-    forged = client.post(
-        f"/webhooks/fal/?generation={generation_id}&token=forged",
-        data=b"{}",
-        content_type="application/json",
-    )
-    unsigned = client.post(
-        f"/webhooks/fal/?generation={generation_id}&token={webhook_token(generation_id)}",
-        data=b"{}",
-        content_type="application/json",
-    )
-    assert (forged.status_code, unsigned.status_code) == (401, 401)
+    gateway = get_gateway()
+    assert type(gateway).__name__ == "SimulatedGateway"
+
+    submitted = gateway.submit(arguments=dict(REQUEST_BODY))
+    gateway.status(request_id=submitted.request_id)
+    gateway.cancel(request_id=submitted.request_id)
+    with pytest.raises(FalJobFailed):
+        gateway.status(request_id="not-a-simulated-request")
+
     after = scrape(client)
-    for reason in ("invalid_webhook", "invalid_signature"):
-        moved = value(after, "veo_fal_webhook_rejects_total", reason=reason) - value(
-            before, "veo_fal_webhook_rejects_total", reason=reason
+
+    def moved(kind: str, outcome: str, backend: str) -> float:
+        labels = {"kind": kind, "outcome": outcome, "backend": backend}
+        return value(after, "veo_fal_calls_total", **labels) - value(
+            before, "veo_fal_calls_total", **labels
         )
-        assert moved == 1, reason
+
+    assert moved("submit", "ok", "simulated") == 1
+    assert moved("status", "ok", "simulated") == 1
+    assert moved("cancel", "ok", "simulated") == 1
+    assert moved("status", "job_failed", "simulated") == 1
+    assert moved("submit", "ok", "fal") == 0  # never counted as a call to fal
+
+
+JWKS_URL = "https://rest.fal.test/.well-known/jwks.json"
+JWKS_DOWN_URL = "https://down.fal.test/.well-known/jwks.json"
+# What the sender is told, per refusal: as coarse as before the reasons were split.
+PUBLIC_ANSWER = {
+    "missing_token": (401, "invalid_webhook"),
+    "bad_token": (401, "invalid_webhook"),
+    "missing_headers": (401, "invalid_signature"),
+    "bad_signature": (401, "invalid_signature"),
+    "bad_timestamp": (401, "invalid_signature"),
+    "stale_timestamp": (401, "invalid_signature"),
+    "keys_unavailable": (401, "invalid_signature"),
+    "wrong_user": (401, "invalid_webhook"),
+    "not_this_job": (401, "invalid_webhook"),
+    "bad_generation": (400, "invalid"),
+    "bad_body": (400, "invalid"),
+    "too_large": (413, "too_large"),
+}
+
+
+def test_every_reject_reason_has_its_public_answer():
+    assert set(PUBLIC_ANSWER) == set(REJECT_REASONS)
+
+
+@pytest.fixture
+def signing_key(settings):
+    """fal's JWKS (one key made here) at FAL_WEBHOOK_JWKS_URL; a 503 at the other URL."""
+    settings.FAL_WEBHOOK_JWKS_URL = JWKS_URL
+    settings.FAL_WEBHOOK_USER_ID = "fal-user-1"
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    jwk = {"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(raw).decode()}
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get(JWKS_URL).mock(return_value=httpx.Response(200, json={"keys": [jwk]}))
+        mock.get(JWKS_DOWN_URL).mock(return_value=httpx.Response(503))
+        yield key
+
+
+def fal_signed(key, body: bytes, request_id: str, *, user_id="fal-user-1", at=None) -> dict:
+    timestamp = str(int(time.time()) if at is None else at)
+    message = "\n".join([request_id, user_id, timestamp, hashlib.sha256(body).hexdigest()])
+    return {
+        "HTTP_X_FAL_WEBHOOK_REQUEST_ID": request_id,
+        "HTTP_X_FAL_WEBHOOK_USER_ID": user_id,
+        "HTTP_X_FAL_WEBHOOK_TIMESTAMP": timestamp,
+        "HTTP_X_FAL_WEBHOOK_SIGNATURE": key.sign(message.encode()).hex(),
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("reason", sorted(PUBLIC_ANSWER))
+def test_rejected_webhooks_are_counted_by_the_check_that_failed(
+    client, metrics_token, signing_key, settings, user, reason, caplog
+):
+    """Each forgery moves its own reason in the metric, and only that one; the sender gets
+    the same coarse answer as ever, and nothing moves on the generation."""
+    generation = services.accept(user=user, params=REQUEST_BODY).generation
+    Generation.objects.filter(pk=generation.pk).update(status="queued", fal_request_id="job-1")
+    job = "job-1"
+    body = json.dumps({"request_id": job, "status": "OK", "payload": None}).encode()
+    query = {"generation": str(generation.pk), "token": webhook_token(generation.pk)}
+    headers = fal_signed(signing_key, body, job)
+    extra: dict[str, str] = {}
+    if reason == "missing_token":
+        del query["token"]
+    elif reason == "bad_token":
+        query["token"] = webhook_token(uuid.uuid4())
+    elif reason == "missing_headers":
+        del headers["HTTP_X_FAL_WEBHOOK_TIMESTAMP"]
+    elif reason == "bad_signature":
+        headers = fal_signed(Ed25519PrivateKey.generate(), body, job)
+    elif reason == "bad_timestamp":
+        headers["HTTP_X_FAL_WEBHOOK_TIMESTAMP"] = "yesterday"
+    elif reason == "stale_timestamp":
+        headers = fal_signed(signing_key, body, job, at=int(time.time()) - 3600)
+    elif reason == "keys_unavailable":
+        settings.FAL_WEBHOOK_JWKS_URL = JWKS_DOWN_URL
+    elif reason == "wrong_user":
+        headers = fal_signed(signing_key, body, job, user_id="another-fal-customer")
+    elif reason == "not_this_job":
+        body = body.replace(b"job-1", b"job-2")
+        headers = fal_signed(signing_key, body, "job-2")
+    elif reason == "bad_generation":
+        query["generation"] = str(generation.pk)[:8]
+    elif reason == "bad_body":
+        body = b"[1, 2]"
+        headers = fal_signed(signing_key, body, job)
+    elif reason == "too_large":
+        extra["CONTENT_LENGTH"] = str(2 * 1024 * 1024)
+    before = scrape(client)
+
+    response = client.post(
+        f"/webhooks/fal/?{urlencode(query)}",
+        data=body,
+        content_type="application/json",
+        **headers,
+        **extra,
+    )
+
+    after = scrape(client)
+    status, code = PUBLIC_ANSWER[reason]
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    if reason != code:  # which check failed stays with us
+        assert reason not in response.content.decode()
+    for label in REJECT_REASONS:
+        moved = value(after, "veo_fal_webhook_rejects_total", reason=label) - value(
+            before, "veo_fal_webhook_rejects_total", reason=label
+        )
+        assert moved == (1 if label == reason else 0), label
+    if status == 401:  # staff keep the raw cause
+        assert f"check={reason}" in caplog.text
+    generation.refresh_from_db()
+    assert (generation.status, generation.fal_request_id) == ("queued", "job-1")
 
 
 @pytest.mark.django_db

@@ -22,7 +22,9 @@ client whose address (`accounts.limits.client_address`: `REMOTE_ADDR`, or behind
 
 Modules: `events` (the per-process metric objects and the calls that move them),
 `database` (the state collector), `scrape` (`/metrics`: who may read it, and the registry a
-scrape reads). Callers use the names below.
+scrape reads), `multiprocess` (the shared directory: emptied at the host's start, a dead
+process's counters kept and its live gauges dropped) and `gunicorn` (gunicorn's hooks for
+it, `--config python:veoproject.metrics.gunicorn`). Callers use the names below.
 """
 
 from veoproject.metrics.database import DatabaseCollector

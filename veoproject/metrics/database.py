@@ -43,7 +43,7 @@ class DatabaseCollector:
 
 def generation_metrics() -> Iterator[Metric]:
     from generations.models import Generation
-    from generations.states import Status
+    from generations.states import IN_FLIGHT, Status
 
     rows = {
         row["status"]: row
@@ -60,8 +60,10 @@ def generation_metrics() -> Iterator[Metric]:
         by_status.add_metric([status.value], rows.get(status.value, {}).get("count", 0))
     yield by_status
 
-    waiting = (Status.PENDING, Status.SUBMITTING)  # in our queue, no job at fal yet
     at_fal = (Status.QUEUED, Status.RUNNING)
+    # In our queue, no job at fal yet: every other status in flight (pending, submitting,
+    # and any status of our own queue before them).
+    waiting = tuple(status for status in IN_FLIGHT if status not in at_fal)
     now = timezone.now()
 
     def count(statuses: Iterable[Status]) -> int:

@@ -6,6 +6,7 @@ otherwise they live in this process's memory (`EVENTS`)."""
 from __future__ import annotations
 
 import functools
+import os
 import re
 import time
 from collections.abc import Callable
@@ -13,12 +14,23 @@ from typing import ParamSpec, TypeVar
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from veoproject.exceptions import ApplicationError
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# prometheus-client writes a metric without labels to its file as soon as it exists (at this
+# import): the directory must be there, also in a process started before anything made it.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 EVENTS = CollectorRegistry()
 # No `_created` series beside each counter: multiprocess mode has none, and the text
@@ -32,6 +44,14 @@ HTTP_SECONDS = Histogram(
     ["view", "method"],
     registry=EVENTS,
 )
+# In multiprocess mode, the sum over the processes alive (a dead worker's requests are over;
+# gunicorn's child_exit hook and veoproject.metrics.multiprocess remove its file).
+HTTP_IN_PROGRESS = Gauge(
+    "veo_http_requests_in_progress",
+    "Requests being answered now, all web processes.",
+    multiprocess_mode="livesum",
+    registry=EVENTS,
+)
 HTTP_RESPONSES = Counter(
     "veo_http_responses",
     "Responses by URL name, method and status code.",
@@ -40,23 +60,26 @@ HTTP_RESPONSES = Counter(
 )
 FAL_CALLS = Counter(
     "veo_fal_calls",
-    "Calls to fal's API by kind (submit, status, result, cancel, upload) and outcome "
+    "Calls to fal's API by kind (submit, status, result, cancel, upload), outcome "
     "(ok, or the error class: retryable, outcome_unknown, rejected, job_failed, "
-    "account_problem, storage_unavailable, error).",
-    ["kind", "outcome"],
+    "account_problem, storage_unavailable, error) and backend (fal, or simulated: "
+    "FAL_SIMULATED's stand-in, which sends nothing anywhere).",
+    ["kind", "outcome", "backend"],
     registry=EVENTS,
 )
 FAL_SECONDS = Histogram(
     "veo_fal_call_duration_seconds",
-    "Time one call to fal's API took, fal-client's own retries included, by kind.",
-    ["kind"],
+    "Time one call to fal's API took, fal-client's own retries included, by kind and backend.",
+    ["kind", "backend"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0),
     registry=EVENTS,
 )
 WEBHOOK_REJECTS = Counter(
     "veo_fal_webhook_rejects",
-    "fal webhooks refused with 401, by reason (invalid_signature: fal's signature or its "
-    "keys; invalid_webhook: not about this generation's job).",
+    "fal webhooks refused, by the check that refused them (generations.fal_webhooks."
+    "REJECT_REASONS: missing_token, bad_token, missing_headers, bad_signature, "
+    "bad_timestamp, stale_timestamp, keys_unavailable, wrong_user, not_this_job with 401; "
+    "bad_generation, bad_body, too_large with 400/413).",
     ["reason"],
     registry=EVENTS,
 )
@@ -70,7 +93,8 @@ class RequestMetricsMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
-        response = self.get_response(request)
+        with HTTP_IN_PROGRESS.track_inprogress():
+            response = self.get_response(request)
         observe_request(request, response.status_code, time.perf_counter() - started)
         return response
 
@@ -94,9 +118,11 @@ def view_name(request: HttpRequest) -> str:
     return match.view_name or "unnamed"
 
 
-def fal_call(kind: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def fal_call(kind: str, *, backend: str = "fal") -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate the gateway method that makes one kind of fal call: count it by outcome
-    and time it. The outcome is "ok" or the FalError subclass it raised."""
+    and time it. The outcome is "ok" or the FalError subclass it raised; `backend` is
+    "simulated" on the simulator's methods, so its calls are seen and never mistaken for
+    fal's (nor its instant answers for fal's latency)."""
 
     def decorate(call: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(call)
@@ -111,8 +137,8 @@ def fal_call(kind: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 outcome = fal_outcome(exc)
                 raise
             finally:
-                FAL_CALLS.labels(kind, outcome).inc()
-                FAL_SECONDS.labels(kind).observe(time.perf_counter() - started)
+                FAL_CALLS.labels(kind, outcome, backend).inc()
+                FAL_SECONDS.labels(kind, backend).observe(time.perf_counter() - started)
 
         return timed
 
