@@ -141,7 +141,7 @@ def _veo(
     prices: Mapping,
     source: str,
     *,
-    images: str,
+    images: ImageKind,
     aspect_default: str = "16:9",
     notes: str = "",
 ) -> Model:

@@ -226,3 +226,14 @@ def attach(generations: Iterable[Generation]) -> list[Generation]:
     for generation in generations:
         generation.estimate = estimates.get(generation.pk)  # type: ignore[attr-defined]
     return generations
+
+
+def place_in_line(generation: Generation, estimate: Estimate | None) -> int | None:
+    """How many are ahead of a queued generation (0 = next): ours while it waits for one of
+    fal's slots (the fair order, from its `estimate`), fal's once it is there; None when not
+    queued or not known. The API's `queue_position` and the portal's card both say this."""
+    if not generation.is_queued:
+        return None
+    if generation.is_waiting:
+        return estimate.queue_position if estimate else None
+    return generation.fal_queue_position

@@ -202,10 +202,8 @@ class GenerationSerializer(serializers.ModelSerializer):
         fal's slots (in the fair order), fal's once it is there; else null."""
         if not generation.is_queued:
             return None
-        if generation.is_waiting:
-            estimate = self._estimate(generation)
-            return estimate.queue_position if estimate else None
-        return generation.fal_queue_position
+        estimate = self._estimate(generation) if generation.is_waiting else None
+        return estimates.place_in_line(generation, estimate)
 
     @extend_schema_field(LineItemSerializer(many=True, allow_null=True))
     def get_price_breakdown(self, generation: Generation) -> list[dict] | None:

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 
+from generations import estimates
 from generations.states import Status
 from veoproject.languages import grouped
 
@@ -69,3 +70,9 @@ def signed(value: int | None) -> str:
 @register.filter
 def status_label(status: str) -> str:
     return str(STATUS_LABELS.get(status, status.title()))
+
+
+@register.filter
+def place_in_line(generation) -> int | None:
+    """`estimates.place_in_line` with the estimate the view attached."""
+    return estimates.place_in_line(generation, getattr(generation, "estimate", None))

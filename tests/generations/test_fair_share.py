@@ -310,3 +310,16 @@ def test_staff_edit_the_weight_in_the_user_admin(admin_client_for, superuser, he
 
     assert page.status_code == 200
     assert b'name="share_weight"' in page.content
+
+
+def test_the_card_says_our_place_in_line_while_waiting_for_a_slot(settings, heavy, light, client):
+    settings.FAL_MAX_CONCURRENCY = 1
+    for _ in range(4):
+        accept(heavy, duration="8s")
+    light_job = accept(light, duration="8s")
+    client.force_login(light)
+
+    page = client.get(f"/videos/{light_job.pk}/").content.decode()
+
+    # The same number as the API's queue_position (1: heavy's first, then this one).
+    assert 'data-testid="place-in-line">1 ahead in line<' in page
