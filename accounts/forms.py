@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import limits, time_zones
 from accounts.models import ApiToken, User
+from veoproject import languages
 
 
 class PlainLabels:
@@ -115,8 +116,11 @@ class SignupForm(PlainLabels, DetectedTimeZone, allauth_forms.SignupForm):
             self.fields["password2"].label = _("Password again")
 
     def signup(self, request: HttpRequest, user: User) -> None:
-        """allauth's hook after the new user is saved: keep the detected zone."""
+        """allauth's hook after the new user is saved: keep the detected zone, and the
+        language the page was in (emails sent by workers follow it; the settings page
+        changes it)."""
         self.remember_time_zone(user)
+        languages.remember_signup_language(user=user, request=request)
 
 
 class PasswordChangeForm(PlainLabels, allauth_forms.ChangePasswordForm):

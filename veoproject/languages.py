@@ -43,6 +43,17 @@ def stored_language(user: User) -> str:
     return user.language if user.language in supported_languages() else ""
 
 
+def remember_signup_language(*, user: User, request: HttpRequest) -> None:
+    """A new user's language: the one the visitor's cookie or browser asked for, if we offer
+    it and it is not the site's default (which needs no storing: a later browser or switch
+    may still choose). Only ever fills an empty choice."""
+    asked = translation.get_language_from_request(request)
+    default = translation.get_supported_language_variant(settings.LANGUAGE_CODE)
+    if asked in supported_languages() and asked != default and not user.language:
+        User.objects.filter(pk=user.pk, language="").update(language=asked)
+        user.language = asked
+
+
 def supported_languages() -> set[str]:
     return {code for code, _name in settings.LANGUAGES}
 

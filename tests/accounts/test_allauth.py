@@ -439,3 +439,14 @@ def test_a_mail_server_that_is_down_never_makes_signup_a_500(client, settings):
     assert balance(user) == 0
     page = client.get("/accounts/email/", follow=True).content.decode()
     assert "mail.example.com" not in page  # the raw cause is for the logs
+
+
+@pytest.mark.parametrize(("accept_language", "stored"), [("de-DE,de;q=0.9", "de"), ("fr", "")])
+def test_signup_keeps_the_language_the_page_was_in_so_emails_follow_it(
+    client, accept_language, stored
+):
+    """Workers send emails (video ready, receipts) with no request to read a language
+    from: the page's language at signup becomes the user's until they choose another."""
+    signup(client, HTTP_ACCEPT_LANGUAGE=accept_language)
+
+    assert User.objects.get(username="ada").language == stored
