@@ -37,7 +37,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.http import HttpResponse
 from django.test import Client, RequestFactory
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone, translation
 from django.views import defaults
 from PIL import Image
@@ -186,10 +186,7 @@ def confirm_email_path(user: User) -> str:
 
 
 def account_settings_path(user: User) -> str:
-    try:
-        return reverse("account-settings")
-    except NoReverseMatch:
-        pytest.skip("the account settings page (`account-settings`) is not there yet")
+    return reverse("account-settings")
 
 
 # --- Pages that need more than an address --------------------------------------------------

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ from tests.e2e.fixtures import REPO_ROOT
 BIN = Path(sys.executable).parent
 
 
-class HostProcess:
+class HostProcess(ABC):
     """One process group; `start()` again after `kill()` for a restart (same log, appended)."""
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
@@ -30,8 +31,9 @@ class HostProcess:
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
+    @abstractmethod
     def command(self) -> list[str]:
-        raise NotImplementedError
+        """The argv that starts this process (gunicorn, qcluster)."""
 
     def start(self) -> HostProcess:
         with self.log_path.open("ab") as log:
