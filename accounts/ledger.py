@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Sum
+from django.db.models import Exists, F, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import CreditAccount, LedgerEntry, User, Voucher
+from accounts.models import CreditAccount, LedgerEntry, Purchase, User, Voucher
 from veoproject.amounts import is_nonzero, is_positive
 from veoproject.exceptions import (
     ApplicationError,
@@ -375,24 +375,114 @@ def _pay_debt(*, user_id: int, key: str) -> LedgerEntry | None:
         savepoint=False,
     )
     CreditAccount.objects.filter(pk=account.pk).update(owed=F("owed") - pay)
+    _purchases_follow_debt(user_id=user_id, owed=account.owed - pay)
     logger.info("event=credits_owed_paid user=%s paid=%s", user_id, pay)
     return entry
+
+
+def lock_account(*, user_id: int) -> None:
+    """Lock the user's credit account until the transaction ends, for a caller that is
+    about to lock rows the ledger also locks while holding the account (purchases: see
+    `_purchases_follow_debt`): the account first, always."""
+    list(CreditAccount.objects.select_for_update().filter(user_id=user_id).values_list("pk"))
+
+
+def _purchases_follow_debt(*, user_id: int, owed: int) -> None:
+    """Lower what the user's purchases still owe, oldest first, until together they owe
+    `owed`, the account's debt now: each credit paid moves from the purchase's
+    `credits_owed` to its `credits_taken_back` (taken back after all, from later credits),
+    so its reversed total, which Stripe's events are compared with, stays the same.
+    Purchases are not balances; this keeps them equal to the one that is, at every commit
+    (`broken_accounts` checks it).
+
+    Called inside the transaction that lowered the account's `owed`, whose UPDATE holds
+    the account row: every writer of a purchase's reversal holds that row first
+    (`accounts.payments.fulfilment` locks the account before the purchase), so the
+    purchases, locked here in pk order, never deadlock with a webhook."""
+    excess = -owed
+    owing = list(
+        Purchase.objects.select_for_update()
+        .filter(user_id=user_id, credits_owed__gt=0)
+        .order_by("pk")
+        .only("pk", "credits_owed")
+    )
+    excess += sum(purchase.credits_owed for purchase in owing)
+    for purchase in owing:
+        if excess <= 0:
+            break
+        paid = min(purchase.credits_owed, excess)
+        Purchase.objects.filter(pk=purchase.pk).update(
+            credits_owed=F("credits_owed") - paid,
+            credits_taken_back=F("credits_taken_back") + paid,
+            updated_at=timezone.now(),
+        )
+        excess -= paid
 
 
 def credits_owed(*, user: User) -> int:
     return CreditAccount.objects.filter(user_id=user.pk).values_list("owed", flat=True).first() or 0
 
 
+def reversal_key(*, purchase_id: int, target: int) -> str:
+    """The key of the `take_back` that brings a purchase's reversed credits to `target`."""
+    return f"purchase:{purchase_id}:reversed:{target}"
+
+
+def reinstatement_key(*, purchase_id: int, target: int) -> str:
+    """The key of the adjustment that gives back a won dispute's credits, down to `target`."""
+    return f"purchase:{purchase_id}:reinstated:{target}"
+
+
+# The entries that move credits for a purchase's reversal, by the keys above and `_pay_debt`'s.
+_REVERSED = Q(entries__idempotency_key__regex=r"^purchase:[0-9]+:reversed:[0-9]+$")
+_REINSTATED = Q(entries__idempotency_key__regex=r"^purchase:[0-9]+:reinstated:[0-9]+$")
+_DEBT_PAID = Q(entries__idempotency_key__startswith="debt:")
+
+
+def _purchases_sum(field: str) -> Coalesce:
+    per_user = (
+        Purchase.objects.filter(user_id=OuterRef("user_id"))
+        .order_by()
+        .values("user_id")
+        .annotate(total=Sum(field))
+        .values("total")
+    )
+    return Coalesce(Subquery(per_user), 0)
+
+
+def _adjusted(where: Q) -> Coalesce:
+    return Coalesce(Sum("entries__amount", filter=Q(entries__kind=Kind.ADJUSTMENT) & where), 0)
+
+
 def broken_accounts() -> list[dict]:
-    """Accounts whose cached balance or reserved disagree with their ledger.
+    """Accounts whose cached numbers disagree with their ledger (and their purchases).
 
     balance == sum of all amounts; reserved == sum of reserved changes == the holds that
-    have no settlement yet. One aggregate query per check, whatever the number of users.
+    have no settlement yet; owed == what the user's purchases still owe
+    (`purchases_owed`) == `ledger_owed`: the credits the purchases have reversed
+    (`credits_taken_back + credits_owed`, Stripe's refunds and disputes) less those the
+    ledger moved for them (taken back, plus debt paid, less won disputes given back).
+    The entries alone cannot say what is owed: a take-back posts only the part it took.
+    One aggregate query per check, whatever the number of users.
     """
     sums = CreditAccount.objects.annotate(
         ledger_balance=Coalesce(Sum("entries__amount"), 0),
         ledger_reserved=Coalesce(Sum("entries__reserved_change"), 0),
-    ).values("id", "user__username", "balance", "reserved", "ledger_balance", "ledger_reserved")
+        purchases_owed=_purchases_sum("credits_owed"),
+        purchases_taken_back=_purchases_sum("credits_taken_back"),
+        moved_for_reversals=-_adjusted(_REVERSED | _DEBT_PAID) - _adjusted(_REINSTATED),
+    ).values(
+        "id",
+        "user__username",
+        "balance",
+        "reserved",
+        "owed",
+        "ledger_balance",
+        "ledger_reserved",
+        "purchases_owed",
+        "purchases_taken_back",
+        "moved_for_reversals",
+    )
     settled = LedgerEntry.objects.filter(
         generation=OuterRef("generation"), kind__in=[Kind.CAPTURE, Kind.RELEASE]
     )
@@ -406,10 +496,13 @@ def broken_accounts() -> list[dict]:
     broken = []
     for row in sums:
         row["open_holds"] = holds.get(row["id"], 0)
+        reversed_credits = row.pop("purchases_taken_back") + row["purchases_owed"]
+        row["ledger_owed"] = reversed_credits - row.pop("moved_for_reversals")
         if not (
             row["balance"] == row["ledger_balance"]
             and row["reserved"] == row["ledger_reserved"] == row["open_holds"]
             and row["balance"] >= row["reserved"] >= 0
+            and row["owed"] == row["purchases_owed"] == row["ledger_owed"] >= 0
         ):
             broken.append(row)
     return broken

@@ -1,7 +1,8 @@
 """What Stripe's events do to a purchase.
 
-Every function here takes the purchase's row lock first, so any number of deliveries of
-any events, in any order, serialise on it: the first `mark_paid` grants the one top-up
+Every function here takes the buyer's account row lock and then the purchase's first
+(the ledger's order: see `_lock_account_first`), so any number of deliveries of any
+events, in any order, serialise on them: the first `mark_paid` grants the one top-up
 (also keyed by the session id in the ledger), later ones find it paid. A refund or
 dispute records Stripe's cumulative amounts and takes back the matching credits through
 `accounts.ledger.take_back`; one that arrives before the payment is applied right after
@@ -53,11 +54,17 @@ def _move(purchase: Purchase, to: str, **fields) -> bool:
 def _locked_for_session(session: CheckoutSession) -> Purchase | None:
     """The purchase of a session, locked: by the session id, or, for a webhook that beat
     `start_checkout` to saving that id, by the purchase id the session carries."""
-    purchase = Purchase.objects.select_for_update().filter(stripe_session_id=session.id).first()
     # Only the metadata our own `start_checkout` wrote (purchase and user), never
     # `client_reference_id`, which any Payment Link on the same account lets a buyer set.
     purchase_id = session.metadata.get("purchase_id", "")
     user_id = session.metadata.get("user_id", "")
+    buyer = (
+        Purchase.objects.filter(stripe_session_id=session.id)
+        .values_list("user_id", flat=True)
+        .first()
+    )
+    _lock_account_first(buyer or (int(user_id) if user_id.isdigit() else None))
+    purchase = Purchase.objects.select_for_update().filter(stripe_session_id=session.id).first()
     if purchase is None and purchase_id.isdigit() and user_id.isdigit():
         purchase = (
             Purchase.objects.select_for_update()
@@ -72,6 +79,14 @@ def _locked_for_session(session: CheckoutSession) -> Purchase | None:
     if purchase is None:
         logger.warning("event=stripe_session_unknown session=%s", session.id)
     return purchase
+
+
+def _lock_account_first(user_id: int | None) -> None:
+    """Lock the buyer's credit account before their purchase: the ledger lowers a
+    purchase's `credits_owed` while it holds the account (a debt paid by any incoming
+    credits), so this one order, account then purchase, never deadlocks with it."""
+    if user_id is not None:
+        ledger.lock_account(user_id=user_id)
 
 
 def _note_payment_intent(purchase: Purchase, session: CheckoutSession) -> None:
@@ -243,6 +258,9 @@ def _unknown_charge(reversal: ChargeReversal) -> str:
 
 
 def _locked_with_charge(purchase_id: int, reversal: ChargeReversal) -> Purchase:
+    _lock_account_first(
+        Purchase.objects.filter(pk=purchase_id).values_list("user_id", flat=True).first()
+    )
     purchase = Purchase.objects.select_for_update().get(pk=purchase_id)
     purchase.stripe_charge_id = purchase.stripe_charge_id or reversal.charge
     if reversal.payment_intent:
@@ -275,7 +293,7 @@ def _take_back(purchase: Purchase, due: int, target: int) -> bool:
         user=purchase.user,
         credits=due,
         reason=f"Purchase #{purchase.pk} refunded or disputed",
-        idempotency_key=f"purchase:{purchase.pk}:reversed:{target}",
+        idempotency_key=ledger.reversal_key(purchase_id=purchase.pk, target=target),
     )
     if result.repeated:
         logger.error("event=purchase_reversal_repeated purchase=%s target=%s", purchase.pk, target)
@@ -293,25 +311,29 @@ def _take_back(purchase: Purchase, due: int, target: int) -> bool:
 
 
 def _give_back(purchase: Purchase, credits: int, target: int) -> bool:
-    """A won dispute: the credits taken back return to the balance; what was recorded as
-    owed for this purchase is paid from them first (the ledger does that for any
-    incoming credits), so the account ends as if the dispute had not happened."""
-    key = f"purchase:{purchase.pk}:reinstated:{target}"
+    """A won dispute: the credits taken back return to the balance; what is still owed for
+    this purchase is paid from them first, then the account's other debts (the ledger pays
+    debt from any incoming credits, and lowers the purchases that owe it, oldest first),
+    so the account ends as if the dispute had not happened."""
+    key = ledger.reinstatement_key(purchase_id=purchase.pk, target=target)
     if LedgerEntry.objects.filter(idempotency_key=key).exists():
         logger.error(
             "event=purchase_reinstatement_repeated purchase=%s target=%s", purchase.pk, target
         )
         return False
+    # This purchase's own debt first: lowered here, the ledger's debt payment below then
+    # finds it paid and lowers the other purchases by the rest.
+    owed_cleared = min(purchase.credits_owed, credits)
+    purchase.credits_owed -= owed_cleared
+    purchase.credits_taken_back -= credits - owed_cleared
+    purchase.save(update_fields=["credits_taken_back", "credits_owed", "updated_at"])
     ledger.adjust(
         user=purchase.user,
         amount=credits,
         reason=f"Purchase #{purchase.pk}: dispute won, credits returned",
         idempotency_key=key,
     )
-    owed_cleared = min(purchase.credits_owed, credits)
-    purchase.credits_owed -= owed_cleared
-    purchase.credits_taken_back -= credits - owed_cleared
-    purchase.save(update_fields=["credits_taken_back", "credits_owed", "updated_at"])
+    purchase.refresh_from_db(fields=["credits_taken_back", "credits_owed", "updated_at"])
     logger.info(
         "event=purchase_reinstated purchase=%s credits=%s owed_cleared=%s",
         purchase.pk,

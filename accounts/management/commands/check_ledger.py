@@ -11,7 +11,9 @@ from accounts.models import CreditAccount
 class Command(BaseCommand):
     help = (
         "Check every credit account: cached balance == sum of its ledger entries, "
-        "reserved == its open holds, balance >= reserved >= 0. Exits 1 if any breaks."
+        "reserved == its open holds, balance >= reserved >= 0, and owed == what its "
+        "purchases still owe == what their refunds and disputes reversed less what the "
+        "ledger took for them. Exits 1 if any breaks."
     )
 
     def handle(self, *args, **options) -> None:
@@ -25,7 +27,9 @@ class Command(BaseCommand):
                 f"BROKEN account #{row['id']} ({row['user__username']}): "
                 f"balance cached {row['balance']} vs ledger {row['ledger_balance']}; "
                 f"reserved cached {row['reserved']} vs ledger {row['ledger_reserved']} "
-                f"vs open holds {row['open_holds']}"
+                f"vs open holds {row['open_holds']}; "
+                f"owed cached {row['owed']} vs purchases {row['purchases_owed']} "
+                f"vs ledger {row['ledger_owed']}"
             )
         raise CommandError(
             f"ledger BROKEN: {len(broken)} of {checked} accounts disagree with their entries",
