@@ -7,6 +7,13 @@ once per user: an address that signs up again after its first account was rename
 deleted gets nothing, nor does a user who adds and verifies more addresses. The ledger's
 idempotency key is derived from the lower-cased address, so the database itself refuses a
 second grant for it.
+
+Links in allauth's emails: allauth builds them from the request's Host header. Once the
+site has a public address (`PUBLIC_BASE_URL`) every one starts with it instead
+(`veoproject.site_urls.for_email`), so a forged Host header cannot turn a password reset
+into a link that hands the key to another host; without one they keep the host the
+request named, which Django takes only from `ALLOWED_HOSTS` (`veoproject.checks` warns
+when that is "*").
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import smtplib
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.models import EmailAddress
@@ -29,7 +38,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import ledger, limits
 from accounts.models import CreditAccount, LedgerEntry, User
-from veoproject import languages
+from veoproject import languages, site_urls
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +102,38 @@ def signup_credits_on_confirmation(*, email_address: EmailAddress) -> LedgerEntr
     return grant_signup_credits(user=email_address.user, email=email_address.email)
 
 
+# The context variables in which allauth hands its email templates a link to this site
+# (address confirmation, password reset, signup); a test reads allauth's templates and
+# ours for any other.
+EMAIL_LINKS = ("activate_url", "password_reset_url", "signup_url")
+
+
+@dataclass(frozen=True)
+class EmailSite:
+    """The site allauth's emails name (`current_site`; allauth's notifications end with its
+    domain), which allauth takes from the Host header without the sites framework."""
+
+    domain: str
+    name: str
+
+
+def _on_public_address(url: str) -> str:
+    parts = urlsplit(url)
+    return site_urls.for_email(urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment)))
+
+
+def public_email_context(context: dict[str, Any]) -> dict[str, Any]:
+    """The context of an allauth email with its links and the site it names on the public
+    address, when the site has one; as allauth made them (from an allowed host) otherwise.
+    allauth builds these links in its adapter's hooks and in flows that bypass them (the
+    "no account here" email): every one passes through `send_mail`, so it is done there."""
+    if not site_urls.is_public():
+        return context
+    links = {name: _on_public_address(context[name]) for name in EMAIL_LINKS if context.get(name)}
+    domain = urlsplit(site_urls.for_email("/")).netloc
+    return {**context, **links, "current_site": EmailSite(domain=domain, name=domain)}
+
+
 class AccountAdapter(DefaultAccountAdapter):
     error_messages = {
         **DefaultAccountAdapter.error_messages,
@@ -104,7 +145,9 @@ class AccountAdapter(DefaultAccountAdapter):
     def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
         """A mail server that is down never fails the page that sends (signup, reset,
         resend): the cause is logged for staff, the person is told to try again later.
-        Written in the recipient's language, else in the page's."""
+        Written in the recipient's language, else in the page's; its links and the site it
+        names never come from the Host header once the site has a public address."""
+        context = public_email_context(context)
         user = context.get("user")
         language = languages.for_recipient(
             user if isinstance(user, User) else None, default=translation.get_language()

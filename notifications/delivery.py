@@ -24,13 +24,13 @@ from accounts import time_zones
 from notifications.models import SentEmail
 from notifications.preferences import TOPICS, Topic
 from notifications.unsubscribe import make_token
+from veoproject import site_urls
 
 logger = logging.getLogger(__name__)
 
 
-def site_url(path: str) -> str:
-    """An absolute link for an email (which has no request to build it from)."""
-    return f"{settings.PUBLIC_BASE_URL or 'http://localhost:8000'}{path}"
+# A link in an email (which has no request to build it from), by the one rule.
+site_url = site_urls.for_email
 
 
 def claim(**fields: Any) -> SentEmail | None:

@@ -51,3 +51,23 @@ def public_base_url(**kwargs: Any) -> list[CheckMessage]:
             id="veoproject.W002",
         )
     ]
+
+
+@register(Tags.security)
+def any_host_allowed(**kwargs: Any) -> list[CheckMessage]:
+    """With "*" in ALLOWED_HOSTS Django takes any Host header, and some links are made from
+    it: without PUBLIC_BASE_URL the API's URLs, Stripe's return pages and allauth's email
+    links (`veoproject.site_urls`, `accounts.adapters`); always Django's redirect to https
+    and allauth's social-login callbacks. A leading-dot entry (".example.com") is not
+    warned: it admits only subdomains of a domain the operator named."""
+    if settings.DEBUG or "*" not in settings.ALLOWED_HOSTS:
+        return []
+    return [
+        Warning(
+            "ALLOWED_HOSTS contains '*': any Host header is accepted, and some links (the "
+            "https redirect, social-login callbacks; without PUBLIC_BASE_URL also API URLs, "
+            "Stripe return pages and account emails) take their host from it.",
+            hint="List the site's host names in ALLOWED_HOSTS, e.g. veo.example.com.",
+            id="veoproject.W003",
+        )
+    ]

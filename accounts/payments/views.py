@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -19,18 +18,13 @@ from accounts.models import Purchase
 from accounts.payments import checkout, events, stripe_gateway
 from accounts.payments.forms import BuyPackForm
 from accounts.payments.money import format_amount
+from veoproject import site_urls
 from veoproject.exceptions import ApplicationError, error_body
 from veoproject.request_types import AuthenticatedHttpRequest
 
 logger = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 512 * 1024
-
-
-def _absolute(request: HttpRequest, path: str) -> str:
-    if settings.PUBLIC_BASE_URL:
-        return settings.PUBLIC_BASE_URL + path
-    return request.build_absolute_uri(path)
 
 
 @login_required
@@ -44,8 +38,8 @@ def purchase_start(request: AuthenticatedHttpRequest) -> HttpResponse:
 
     def return_urls(purchase_id: int) -> checkout.ReturnUrls:
         return checkout.ReturnUrls(
-            success=_absolute(request, reverse("purchase-success", args=[purchase_id])),
-            cancel=_absolute(request, reverse("purchase-cancel", args=[purchase_id])),
+            success=site_urls.for_client(reverse("purchase-success", args=[purchase_id]), request),
+            cancel=site_urls.for_client(reverse("purchase-cancel", args=[purchase_id]), request),
         )
 
     try:

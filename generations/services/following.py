@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,6 +27,7 @@ from generations.services import account
 from generations.services.finishing import finish
 from generations.services.settlement import fail_for_fal
 from generations.services.submission import is_surplus_job, job_on_fal
+from veoproject import site_urls
 from veoproject.model_fields import max_length
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ Status = Generation.Status
 def _poll_delay(generation: Generation, job: JobStatus) -> timedelta:
     """How soon to ask fal again. Webhooks are the fast path when the site is public;
     without them, status should lag fal by a few seconds at most."""
-    if settings.PUBLIC_BASE_URL:
+    if site_urls.is_public():
         return timedelta(seconds=10)
     if job.state == "queued":
         return timedelta(seconds=min(1 + (job.queue_position or 0), 8))

@@ -37,7 +37,7 @@ from generations.models import Generation, GenerationImage
 from generations.services import account
 from generations.services.settlement import fail, fail_for_fal
 from generations.validation import ALLOWED_IMAGE_FORMATS, check_image_file
-from veoproject import public_urls, storage
+from veoproject import public_urls, site_urls, storage
 from veoproject.backoff import backoff
 
 logger = logging.getLogger(__name__)
@@ -85,10 +85,6 @@ def _back_to_pending(
         attempts=F("attempts") - (0 if counted else 1),
         fal_submit_count=F("fal_submit_count") + max(refused_after - 1, 0),
     )
-
-
-def _public_url(path: str) -> str:
-    return f"{settings.PUBLIC_BASE_URL}{path}"
 
 
 def signed_image_token(generation: Generation) -> str:
@@ -239,13 +235,15 @@ def _image_for_fal(generation: Generation, source: GenerationImage | None = None
             cache_control="private, no-store",
             expires_in=SIGNED_IMAGE_MAX_AGE,
         )
-        fallback = (
-            "presigned_url"
-            if presigned
-            else "signed_url"
-            if settings.PUBLIC_BASE_URL
-            else "retry_later"
+        # Our signed view serves a generation's own image, on the site's public address.
+        signed = (
+            None
+            if presigned or source is not None
+            else site_urls.for_fal(
+                reverse("generation-image-signed", args=[signed_image_token(generation)])
+            )
         )
+        fallback = "presigned_url" if presigned else "signed_url" if signed else "retry_later"
         logger.warning(
             "event=fal_upload_failed generation=%s fallback=%s reason=%s",
             generation.pk,
@@ -254,11 +252,9 @@ def _image_for_fal(generation: Generation, source: GenerationImage | None = None
         )
         if presigned:
             return presigned
-        if not settings.PUBLIC_BASE_URL or source is not None:
+        if signed is None:
             raise
-        return _public_url(
-            reverse("generation-image-signed", args=[signed_image_token(generation)])
-        )
+        return signed
     if useful_for:
         cache.set(key, url, timeout=useful_for)
     logger.info(
@@ -298,10 +294,8 @@ def fal_arguments(generation: Generation) -> dict[str, Any]:
 def fal_webhook_url(generation: Generation) -> str | None:
     """Where fal posts this generation's webhook. The token proves a webhook is about this
     generation: fal signs every customer's webhooks with the same keys."""
-    if not settings.PUBLIC_BASE_URL:
-        return None
     query = urlencode({"generation": str(generation.pk), "token": webhook_token(generation.pk)})
-    return _public_url(f"{reverse('fal-webhook')}?{query}")
+    return site_urls.for_fal(f"{reverse('fal-webhook')}?{query}")  # None: the site is not public
 
 
 def _storage_delay(generation: Generation) -> timedelta:
