@@ -1,5 +1,5 @@
-"""Admin for generations (moderation and support), pricing rules, fal prices, refund
-policies and blocked terms.
+"""Admin for generations (moderation and support), the quotes users were given (read-only),
+pricing rules, fal prices, refund policies and blocked terms.
 
 Declarative: nothing here writes a status, a moderation state, a price or a balance
 directly. Actions call `generations.moderation`, `generations.staff` (cancel, refund,
@@ -10,20 +10,24 @@ are read-only.
 from __future__ import annotations
 
 import uuid
+from operator import itemgetter
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db import models
+from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import LedgerEntry
-from generations import costs, media, moderation, overview, pricing_history
+from generations import costs, media, moderation, overview, pricing, pricing_history
 from generations import staff as generation_staff
 from generations.models import (
     BlockedTerm,
@@ -33,6 +37,7 @@ from generations.models import (
     GenerationImage,
     PricingRule,
     PricingRuleChange,
+    Quote,
     RefundPolicy,
 )
 from generations.pricing import CREDITS_PER_USD
@@ -160,6 +165,7 @@ class GenerationAdmin(ObjectActionsMixin[Generation], ReadOnlyAdmin):
                     "model",
                     "model_options",
                     "cost_credits",
+                    "paid_by_quote",
                     "settlement_policy",
                 )
             },
@@ -274,6 +280,20 @@ class GenerationAdmin(ObjectActionsMixin[Generation], ReadOnlyAdmin):
         audio = "audio" if generation.generate_audio else "silent"
         return (
             f"{generation.duration} · {generation.resolution} · {generation.aspect_ratio} · {audio}"
+        )
+
+    @admin.display(description=_("quote"))
+    def paid_by_quote(self, generation: Generation) -> str:
+        quote = generation.quote
+        if quote is None:
+            return str(
+                _("None: charged the price when accepted (or accepted before quotes were linked).")
+            )
+        return format_html(
+            '<a href="{}">{}</a> · {}',
+            reverse("admin:generations_quote_change", args=[quote.pk]),
+            quote.pk,
+            _("%(credits)s credits quoted") % {"credits": quote.cost_credits},
         )
 
     @admin.display(description="possible extra fal cost")
@@ -400,6 +420,135 @@ class GenerationAdmin(ObjectActionsMixin[Generation], ReadOnlyAdmin):
             "stats": overview.overview(now=timezone.now()),
         }
         return TemplateResponse(request, "admin/overview.html", context)
+
+
+# --- Quotes --------------------------------------------------------------------------------
+
+
+class QuoteState(models.TextChoices):
+    OPEN = "open", pgettext_lazy("quote state", "open")
+    USED = "used", pgettext_lazy("quote state", "used")
+    EXPIRED = "expired", pgettext_lazy("quote state", "expired unused")
+
+
+def _quote_state(quote: Quote) -> QuoteState:
+    """As generations.quotes claims: used once, else expired from `expires_at` on."""
+    if quote.used_at is not None:
+        return QuoteState.USED
+    if quote.expires_at <= timezone.now():
+        return QuoteState.EXPIRED
+    return QuoteState.OPEN
+
+
+class QuoteStateFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return QuoteState.choices
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        by_state: dict[str | None, QuerySet[Quote]] = {
+            QuoteState.OPEN: queryset.filter(used_at__isnull=True, expires_at__gt=now),
+            QuoteState.USED: queryset.filter(used_at__isnull=False),
+            QuoteState.EXPIRED: queryset.filter(used_at__isnull=True, expires_at__lte=now),
+        }
+        return by_state.get(self.value(), queryset)
+
+
+@admin.register(Quote)
+class QuoteAdmin(ReadOnlyAdmin):
+    """Binding quotes (generations.quotes), read-only: they are what a user was promised.
+    Unused ones are kept until an hour past their expiry, used ones for good
+    (`quotes.purge_expired`): they are what a generation (`Generation.quote`) was promised."""
+
+    list_display = (
+        "short_id",
+        "owner",
+        "model",
+        "options_summary",
+        "cost_credits",
+        "created_at",
+        "expires_at",
+        "state",
+        "paid_generation",
+    )
+    list_display_links = ("short_id",)
+    list_filter = ("model", QuoteStateFilter, "created_at")
+    list_select_related = ("owner",)
+    search_fields = ("owner__username", "owner__email")
+    show_full_result_count = False
+    fields = (
+        "id",
+        "owner_link",
+        "model",
+        "options_summary",
+        "cost_credits",
+        "breakdown",
+        "created_at",
+        "expires_at",
+        "state",
+        "used_at",
+        "paid_generation",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Quote]:
+        # The generation it paid for (`Generation.quote`), joined: its id is all a row shows.
+        return super().get_queryset(request).annotate(paid_generation_id=F("generation__id"))
+
+    def get_search_results(self, request, queryset, search_term):
+        try:  # a quote's id, as the API answered it: that quote
+            quote_id = uuid.UUID(search_term.strip())
+        except ValueError:
+            return super().get_search_results(request, queryset, search_term)
+        return queryset.filter(pk=quote_id), False
+
+    @admin.display(description=_("id"))
+    def short_id(self, quote: Quote) -> str:
+        return str(quote.pk)[:8]
+
+    @admin.display(description=_("options"))
+    def options_summary(self, quote: Quote) -> str:
+        options = quote.options
+        audio = _("audio") if options.get("generate_audio") else _("silent")
+        return f"{options.get('duration')} · {options.get('resolution')} · {audio}"
+
+    @admin.display(description=_("state"))
+    def state(self, quote: Quote) -> str:
+        return str(_quote_state(quote).label)
+
+    @admin.display(description=_("paid for generation"))
+    def paid_generation(self, quote: Quote) -> str:
+        generation_id = getattr(quote, "paid_generation_id", None)
+        if generation_id is None:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:generations_generation_change", args=[generation_id]),
+            str(generation_id)[:8],
+        )
+
+    @admin.display(description=_("owner"))
+    def owner_link(self, quote: Quote) -> str:
+        return format_html(
+            '<a href="{}">{}</a> · <a href="{}?{}">{}</a>',
+            reverse("admin:accounts_user_change", args=[quote.owner_id]),
+            quote.owner,
+            reverse("admin:generations_quote_changelist"),
+            urlencode({"owner__id__exact": quote.owner_id}),
+            _("all their quotes"),
+        )
+
+    @admin.display(description=_("price breakdown"))
+    def breakdown(self, quote: Quote) -> str:
+        columns = itemgetter("label", "value", "seconds", "credits_per_second", "credits")
+        return format_html_join(
+            "",
+            "<div>{}: {} · {} s x {} = {}</div>",
+            map(columns, pricing.describe(quote.price_breakdown)),
+        )
 
 
 # --- Pricing -------------------------------------------------------------------------------

@@ -137,8 +137,13 @@ class Generation(models.Model):
     FINAL = states.FINAL
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No index of its own: gen_owner_created and gen_owner_status start with it (one
+    # index fewer to write on every accept).
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="generations"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="generations",
+        db_index=False,
     )
     prompt = models.TextField()
     image = models.FileField(upload_to=_private_upload_path, blank=True, max_length=300)
@@ -159,6 +164,16 @@ class Generation(models.Model):
         blank=True,
         help_text="The price's line items at acceptance (generations.pricing.LineItem); "
         "empty for generations accepted before they were recorded.",
+    )
+    # The quote that set `cost_credits` (a quote pays for one generation), saved by accept
+    # in the transaction that claims it; null when the price then was charged.
+    quote = models.OneToOneField(
+        "Quote",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="generation",
+        help_text="The quote whose price it paid; empty when it paid the price at acceptance.",
     )
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)

@@ -21,8 +21,9 @@ The rules, decided here once:
   Sending both is a 400: a quote already fixes the price.
 - Every refusal says the current price (`cost_credits`, `price_breakdown`), so a client
   or the studio can show it and ask again.
-- Expired quotes are kept PURGE_AFTER past their expiry, so a late create still hears
-  `quote_expired` rather than `quote_mismatch`.
+- Unused expired quotes are kept PURGE_AFTER past their expiry, so a late create still
+  hears `quote_expired` rather than `quote_mismatch`. Used ones are kept for good, linked
+  from the generation they paid (`Generation.quote`).
 """
 
 from __future__ import annotations
@@ -204,7 +205,9 @@ def _utc(moment: datetime) -> str:
 
 
 def purge_expired(*, now: datetime | None = None) -> int:
-    """Delete the quotes expired more than PURGE_AFTER ago; returns how many."""
+    """Delete the unused quotes expired more than PURGE_AFTER ago; returns how many.
+    Used quotes are kept for good: each is the evidence of what its generation
+    (`Generation.quote`) was promised, and there are no more of them than generations."""
     moment = (now or timezone.now()) - PURGE_AFTER
-    deleted, _ = Quote.objects.expired_before(moment).delete()
+    deleted, _ = Quote.objects.expired_before(moment).filter(used_at__isnull=True).delete()
     return deleted

@@ -7,7 +7,6 @@ Output: one generation JSON, also POSTed to callback URLs.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -15,14 +14,12 @@ from rest_framework import serializers
 from generations import estimates, media, states, wording
 from generations.models import Generation
 from generations.requests import GenerationCreateRequestSerializer, GenerationRequestSerializer
+from veoproject import site_urls
+from veoproject.serializer_fields import FieldsBuiltOnce
 
-
-def absolute_url(path: str, request=None) -> str:
-    """`path` made absolute: from the request when there is one, else from
-    PUBLIC_BASE_URL (callbacks are built in a worker, with no request)."""
-    if request is not None:
-        return request.build_absolute_uri(path)
-    return f"{settings.PUBLIC_BASE_URL}{path}" if settings.PUBLIC_BASE_URL else path
+# A URL of ours in the JSON, as the one rule makes it for a client: PUBLIC_BASE_URL, else
+# the request's allowed host, else (a callback, built in a worker) the bare path.
+absolute_url = site_urls.for_client
 
 
 class GenerationCreateSerializer(GenerationCreateRequestSerializer):
@@ -67,7 +64,7 @@ class GenerationListSerializer(serializers.ListSerializer):
         return super().to_representation(generations)
 
 
-class GenerationSerializer(serializers.ModelSerializer):
+class GenerationSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     """A generation as the API and callbacks show it."""
 
     # Set by GenerationListSerializer for a page; a single generation reads its own.
@@ -106,6 +103,7 @@ class GenerationSerializer(serializers.ModelSerializer):
             "generate_audio",
             "cost_credits",
             "price_breakdown",
+            "quote_id",
             "video_url",
             "error",
             "moderation",

@@ -177,6 +177,7 @@ def accept(
                 max_cost_credits=valid.max_cost_credits,
             )
             generation.cost_credits = charge.credits
+            generation.quote_id = charge.quote_id
             generation.price_breakdown = charge.price_breakdown
             generation.save(force_insert=True)
             GenerationImage.objects.bulk_create(inputs)

@@ -11,9 +11,10 @@ from accounts import staff, tokens, vouchers
 from accounts.models import CreditPack, Purchase
 from accounts.payments import fulfilment
 from accounts.payments.stripe_gateway import CheckoutSession
+from generations import quotes
 from generations.models import BlockedTerm, PricingRule
 from notifications.preferences import update_preferences
-from tests.factories import GenerationFactory
+from tests.factories import REQUEST_BODY, GenerationFactory
 
 OUR_APPS = {"accounts", "generations", "admin", "notifications"}
 
@@ -24,6 +25,7 @@ def one_of_everything(superuser, paid_generation, user, django_capture_on_commit
     [voucher] = vouchers.create_vouchers(amount=10, actor=superuser)
     vouchers.redeem(user=user, code=voucher.code)
     BlockedTerm.objects.create(term="gore", created_by=superuser)
+    quotes.issue(user=user, params=REQUEST_BODY)
     staff.suspend_user(user=user, actor=superuser, reason="audit row")
     GenerationFactory(owner=user, moderation_state="hidden", moderation_reason="r")
     rule = PricingRule.objects.first()

@@ -64,14 +64,17 @@ def test_a_create_with_its_quote_is_charged_the_quoted_price_after_a_price_chang
     body = response.json()
     assert body["cost_credits"] == 320
     assert body["price_breakdown"] == quoted["price_breakdown"]
+    assert body["quote_id"] == quoted["quote_id"]
     assert numbers(user) == (1000, 320)
     detail = api.get(f"{GENERATIONS}{body['id']}/").json()
     assert detail["price_breakdown"] == quoted["price_breakdown"]
+    assert detail["quote_id"] == quoted["quote_id"]
 
 
 def test_a_create_without_a_quote_shows_its_line_items(api, valid_body):
     body = api.post(GENERATIONS, valid_body, format="json").json()
     assert sum(line["credits"] for line in body["price_breakdown"]) == body["cost_credits"] == 320
+    assert body["quote_id"] is None
 
 
 def test_an_older_generation_without_line_items_shows_null(api, user, valid_body):
@@ -197,6 +200,9 @@ def test_the_schema_documents_quotes(client):
     assert "quote_id" not in _request_schema(document, QUOTE)["properties"]
     assert {"quote_id", "expires_at", "price_breakdown"} <= set(schemas["Quote"]["properties"])
     assert "price_breakdown" in schemas["Generation"]["properties"]
+    generation_quote = schemas["Generation"]["properties"]["quote_id"]
+    assert generation_quote["format"] == "uuid" and generation_quote["nullable"] is True
+    assert generation_quote["readOnly"] is True
     conflict = document["paths"][GENERATIONS]["post"]["responses"]["409"]
     examples = conflict["content"]["application/json"]["examples"]
     assert {"quote_expired", "quote_mismatch", "price_changed"} <= {

@@ -92,6 +92,7 @@ def test_line_items_always_add_up_to_the_price(rates):
 def test_accept_stores_the_line_items_on_the_generation(user):
     generation = create(user).generation
     generation.refresh_from_db()
+    assert generation.quote_id is None  # no quote: the price then
     assert sum(line["credits"] for line in generation.price_breakdown) == 320
     assert [line["item"] for line in generation.price_breakdown] == ["model", "resolution", "audio"]
 
@@ -133,6 +134,7 @@ def test_a_quoted_create_pays_the_quoted_price_after_staff_raised_it(user):
     generation.refresh_from_db()
     assert generation.cost_credits == 320
     assert generation.price_breakdown == issued.record.price_breakdown
+    assert generation.quote_id == issued.record.pk  # the quote it paid, linked
     assert numbers(user) == (1000, 320)  # the hold took the quoted price
     assert Quote.objects.get(pk=issued.record.pk).used_at is not None
 
@@ -294,15 +296,21 @@ def test_malformed_price_fields_are_validation_errors(user, bad):
 # --- Purging -----------------------------------------------------------------------------
 
 
-def test_purge_deletes_only_quotes_long_expired(user):
+def test_purge_deletes_only_unused_quotes_long_expired(user):
     now = timezone.now()
-    fresh, recent, old = (quotes.issue(user=user, params=REQUEST_BODY).record for _ in range(3))
+    fresh, recent, old, used = (
+        quotes.issue(user=user, params=REQUEST_BODY).record for _ in range(4)
+    )
+    paid = create(user, quote_id=str(used.pk)).generation
     Quote.objects.filter(pk=recent.pk).update(expires_at=now - timedelta(minutes=5))
-    Quote.objects.filter(pk=old.pk).update(expires_at=now - quotes.PURGE_AFTER - timedelta(1))
+    long_ago = now - quotes.PURGE_AFTER - timedelta(1)
+    Quote.objects.filter(pk__in=[old.pk, used.pk]).update(expires_at=long_ago)
 
     assert quotes.purge_expired() == 1
 
-    assert set(Quote.objects.values_list("pk", flat=True)) == {fresh.pk, recent.pk}
+    # The used one is what its generation was promised: kept, and still linked.
+    assert set(Quote.objects.values_list("pk", flat=True)) == {fresh.pk, recent.pk, used.pk}
+    assert Generation.objects.get(pk=paid.pk).quote_id == used.pk
 
 
 def test_purging_is_scheduled():
