@@ -51,33 +51,89 @@ class LedgerError(ApplicationError):
     code = "ledger_error"
 
 
-def _apply(
-    *, user_id: int, amount: int, reserved_change: int, needed: int, unless_owed: bool = False
-) -> tuple[int, int, int, int] | None:
-    """Move the cached numbers in one round trip (UPDATE ... RETURNING, which PostgreSQL
-    and SQLite >= 3.35 both speak): (account id, balance, reserved, owed) afterwards, or None
-    if `needed` more credits are not available (or, with `unless_owed`, credits are owed).
+def _move_and_record(
+    entry: LedgerEntry,
+    *,
+    user_id: int,
+    needed: int,
+    unless_owed: bool = False,
+) -> int | None:
+    """Move the account's cached numbers by `entry`'s amount and reserved change and record
+    `entry` (unsaved; its account and numbers after are filled in here): the account's
+    `owed` afterwards, or None, with nothing moved or recorded, if `needed` more credits are
+    not available (or, with `unless_owed`, credits are owed).
+
     The UPDATE takes the row lock and re-checks its condition, so concurrent movements
-    never overdraw."""
+    never overdraw. On PostgreSQL the UPDATE and the entry's INSERT are one statement (the
+    UPDATE in a CTE, the INSERT reading what it returned): one round trip. Elsewhere
+    (SQLite) they are two: UPDATE ... RETURNING, then the INSERT."""
+    now = timezone.now()
     table = connection.ops.quote_name(CreditAccount._meta.db_table)
-    sql = (
+    update = (
         f"UPDATE {table} SET balance = balance + %s, reserved = reserved + %s, "
         "updated_at = %s WHERE user_id = %s"
     )
-    params = [
-        amount,
-        reserved_change,
-        connection.ops.adapt_datetimefield_value(timezone.now()),
+    params: list = [
+        entry.amount,
+        entry.reserved_change,
+        connection.ops.adapt_datetimefield_value(now),
         user_id,
     ]
     if needed > 0:
-        sql += " AND balance - reserved >= %s"
+        update += " AND balance - reserved >= %s"
         params.append(needed)
     if unless_owed:
-        sql += " AND owed = 0"
+        update += " AND owed = 0"
+    update += " RETURNING id, balance, reserved, owed"
+    entry.created_at = now
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(update, params)
+            moved = cursor.fetchone()
+        if moved is None:
+            return None
+        entry.account_id, entry.balance_after, entry.reserved_after, owed = moved
+        entry.save(force_insert=True)
+        return owed
+    columns = [
+        "kind",
+        "amount",
+        "reserved_change",
+        "generation_id",
+        "voucher_id",
+        "actor_id",
+        "reason",
+        "idempotency_key",
+        "created_at",
+    ]
+    values: list = [
+        entry.kind,
+        entry.amount,
+        entry.reserved_change,
+        entry.generation_id,
+        entry.voucher_id,
+        entry.actor_id,
+        entry.reason,
+        entry.idempotency_key,
+        connection.ops.adapt_datetimefield_value(now),
+    ]
+    quote = connection.ops.quote_name
+    sql = (
+        f"WITH moved AS ({update}) "
+        f"INSERT INTO {quote(LedgerEntry._meta.db_table)} "
+        f"(account_id, balance_after, reserved_after, {', '.join(map(quote, columns))}) "
+        f"SELECT id, balance, reserved, {', '.join(['%s'] * len(values))} FROM moved "
+        "RETURNING id, account_id, balance_after, reserved_after, (SELECT owed FROM moved)"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(sql + " RETURNING id, balance, reserved, owed", params)
-        return cursor.fetchone()
+        cursor.execute(sql, [*params, *values])
+        recorded = cursor.fetchone()
+    if recorded is None:
+        return None
+    entry.pk, entry.account_id, entry.balance_after, entry.reserved_after, owed = recorded
+    entry._state.adding = False
+    entry._state.db = connection.alias
+    return owed
 
 
 def _post(
@@ -106,14 +162,18 @@ def _post(
     needed = reserved_change - amount
     try:
         with transaction.atomic(savepoint=savepoint):
-            applied = _apply(
-                user_id=user_id,
+            entry = LedgerEntry(
+                kind=kind,
                 amount=amount,
                 reserved_change=reserved_change,
-                needed=needed,
-                unless_owed=unless_owed,
+                generation=generation,
+                voucher=voucher,
+                actor=actor,
+                reason=reason[:500],
+                idempotency_key=idempotency_key,
             )
-            if applied is None:
+            owed = _move_and_record(entry, user_id=user_id, needed=needed, unless_owed=unless_owed)
+            if owed is None:
                 existing = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
                 if existing is not None:  # done before: a repeat, not a shortfall
                     return existing
@@ -121,20 +181,6 @@ def _post(
                 if unless_owed and account.owed > 0:
                     raise CreditsOwed(owed=account.owed)
                 raise InsufficientCredits(required=needed, available=account.available)
-            account_id, balance, reserved, owed = applied
-            entry = LedgerEntry.objects.create(
-                account_id=account_id,
-                kind=kind,
-                amount=amount,
-                reserved_change=reserved_change,
-                balance_after=balance,
-                reserved_after=reserved,
-                generation=generation,
-                voucher=voucher,
-                actor=actor,
-                reason=reason[:500],
-                idempotency_key=idempotency_key,
-            )
             if owed and amount - reserved_change > 0:
                 # Credits came in (a grant, a release, a refund) while some are owed after
                 # a refunded or disputed purchase: they pay that debt first.

@@ -92,7 +92,11 @@ class LedgerEntry(models.Model):
         REFUND = "refund", pgettext_lazy("ledger entry", "Refund")
         ADJUSTMENT = "adjustment", pgettext_lazy("ledger entry", "Adjustment")
 
-    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
+    # No index of its own: the (account, -created_at) index starts with it (one index
+    # fewer to write on every movement).
+    account = models.ForeignKey(
+        CreditAccount, on_delete=models.PROTECT, related_name="entries", db_index=False
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     amount = models.BigIntegerField()
     reserved_change = models.BigIntegerField(default=0)

@@ -20,9 +20,9 @@ An estimate already past is not left in the past: it becomes `MIN_LEFT` from now
 marked overdue (the portal says it is taking longer than usual). A final video has none.
 
 Cost: one query per kind of video on a page, cached `CACHE_SECONDS` under one key per
-kind, and, only when the page shows a video waiting in our queue, three more: the queue in
-its fair order, the round's state, the slots in use. Read through `for_generations` (a
-page) or `attach` (cards).
+kind (and `LOCAL_CACHE_SECONDS` in each process), and, only when the page shows a video
+waiting in our queue, three more: the queue in its fair order, the round's state, the
+slots in use. Read through `for_generations` (a page) or `attach` (cards).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from generations import fair_share
 from generations.models import Generation
+from veoproject.local_cache import LocalCache
 
 RECENT_SAMPLES = 50
 RECENT_DAYS = 7
@@ -85,12 +86,33 @@ def _cache_key(*, endpoint: str, duration: str, resolution: str, generate_audio:
     return f"generations:typical:{endpoint}:{duration}:{resolution}:{int(generate_audio)}"
 
 
+# Each kind's typical time as this process last read it from the shared cache: every
+# create's answer carries an estimate, and a learned median moves slowly.
+_typicals: LocalCache[Typical] = LocalCache("typical_times")
+
+
 def typical_time(*, endpoint: str, duration: str, resolution: str, generate_audio: bool) -> Typical:
     """The median time from sent to ready of recent successes of this kind (one query,
-    then cached), or the setting when there are none."""
+    then cached: CACHE_SECONDS in the shared cache, LOCAL_CACHE_SECONDS more in this
+    process), or the setting when there are none."""
     key = _cache_key(
         endpoint=endpoint, duration=duration, resolution=resolution, generate_audio=generate_audio
     )
+    return _typicals.get(
+        key,
+        lambda: _typical_time(
+            key,
+            endpoint=endpoint,
+            duration=duration,
+            resolution=resolution,
+            generate_audio=generate_audio,
+        ),
+    )
+
+
+def _typical_time(
+    key: str, *, endpoint: str, duration: str, resolution: str, generate_audio: bool
+) -> Typical:
     cached = cache.get(key)
     if isinstance(cached, Typical):
         return cached

@@ -56,6 +56,7 @@ from generations.pricing import Quote, Rates
 from generations.validation import MIN_IMAGE_SIDE, check_image_file
 from veoproject.exceptions import ValidationFailed
 from veoproject.public_urls import check_public_url
+from veoproject.serializer_fields import FieldsBuiltOnce
 
 OptionName = Literal["aspect_ratio", "duration", "resolution"]
 
@@ -209,7 +210,7 @@ class _ModelField(serializers.CharField):
     pass
 
 
-class GenerationOptionsSerializer(serializers.Serializer):
+class GenerationOptionsSerializer(FieldsBuiltOnce, serializers.Serializer):
     """The model and its options: what sets the price (model, duration, resolution, audio)
     and the frame."""
 

@@ -5,10 +5,14 @@ available balance to the threshold once more.
 Only a hold lowers the available balance on the way to a video (a capture spends what
 the hold already set aside, a release gives it back), so accept calls `after_hold`. It
 costs accept no query inside its transaction: the hold's ledger entry says what is
-available, and the user's threshold is read once after commit; only when it is crossed
-is a task enqueued. The task (`check_low_balance`) decides from the ledger, which is
-append-only and records the available balance after every movement: whether credits
-added since the last warning re-armed it needs no hook on the ways credits come in.
+available, and the user's switches are read after commit (kept LOCAL_CACHE_SECONDS per
+process, `veoproject.local_cache`); only when the threshold is crossed is a task
+enqueued. That read only decides whether to enqueue: the task reads the switches again
+and decides, so switches a few seconds stale in another process at worst let one accept
+pass without a check (the next one after the change checks). The task
+(`check_low_balance`) decides from the ledger, which is append-only and records the
+available balance after every movement: whether credits added since the last warning
+re-armed it needs no hook on the ways credits come in.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from notifications.models import NotificationPreference, SentEmail
 from notifications.preferences import default_low_balance_threshold, preferences_for, threshold_for
 from notifications.tasks import enqueue
 from veoproject import languages
+from veoproject.local_cache import LocalCache
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +44,23 @@ def after_hold(*, user_id: int, entry: LedgerEntry, rates: Rates) -> None:
     transaction.on_commit(lambda: _enqueue_if_low(user_id, available, default), robust=True)
 
 
-def _enqueue_if_low(user_id: int, available: int, default_threshold: int) -> None:
+# Each user's (low_balance_emails, low_balance_threshold), as this process last read them.
+_switches: LocalCache[tuple[bool, int | None]] = LocalCache(
+    "low_balance_switches", invalidated_by=[NotificationPreference]
+)
+
+
+def _read_switches(user_id: int) -> tuple[bool, int | None]:
     row = (
         NotificationPreference.objects.filter(user_id=user_id)
         .values_list("low_balance_emails", "low_balance_threshold")
         .first()
     )
-    wanted, threshold = row if row is not None else (True, None)
+    return row if row is not None else (True, None)
+
+
+def _enqueue_if_low(user_id: int, available: int, default_threshold: int) -> None:
+    wanted, threshold = _switches.get(user_id, lambda: _read_switches(user_id))
     if threshold is None:
         threshold = default_threshold
     if wanted and available < threshold:

@@ -132,6 +132,21 @@ def test_accept_with_the_local_cache_warm_reads_no_prices_or_terms(user, setting
     assert queries <= ACCEPT_CACHED_WITHOUT_CAP_BUDGET
 
 
+@pytest.mark.pg
+def test_on_postgresql_the_hold_is_one_statement(user, settings, lifted_limits):
+    """The hold's UPDATE of the account and its entry's INSERT are one statement on
+    PostgreSQL (a data-modifying CTE); SQLite has no such CTE and takes two."""
+    settings.LOCAL_CACHE_SECONDS = 60
+    services.accept(user=user, params=REQUEST_BODY)  # warms the cache
+
+    queries = count_queries(
+        lambda: services.accept(user=user, params=REQUEST_BODY, idempotency_key="budget-3")
+    )
+
+    hold = 1 if connection.vendor == "postgresql" else 2
+    assert queries == 1 + hold  # the generation's insert, the hold
+
+
 def replay_queries(user) -> int:
     services.accept(user=user, params=REQUEST_BODY, idempotency_key="budget-1")
     replays = []

@@ -157,3 +157,33 @@ def test_after_a_hold_one_read_after_commit_and_no_task_while_above_the_threshol
     with django_assert_num_queries(1):  # the switches; no task enqueued
         after_commit()
     assert mail.outbox == []
+
+
+def test_the_switches_are_read_once_per_process_and_a_change_here_is_seen_at_once(
+    user, settings, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    """With LOCAL_CACHE_SECONDS the after-commit check reads a user's switches once, not
+    once per accept; saving them in this process is seen by the next check."""
+    settings.LOCAL_CACHE_SECONDS = 60
+    entry = LedgerEntry.objects.filter(account__user=user).latest("pk")  # 1000 available
+    rates = pricing.active_rates()
+
+    def check() -> None:
+        with django_capture_on_commit_callbacks() as callbacks:
+            low_balance.after_hold(user_id=user.pk, entry=entry, rates=rates)
+        (after_commit,) = callbacks
+        after_commit()
+
+    with django_assert_num_queries(1):
+        check()
+    with django_assert_num_queries(0):  # the switches from this process's memory
+        check()
+    assert mail.outbox == []
+
+    # A threshold above the 1000 available: the next check enqueues (and the task warns).
+    update_preferences(
+        user=user, video_emails=True, low_balance_emails=True, low_balance_threshold=1500
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        check()
+    assert len(sent(LOW)) == 1
