@@ -12,8 +12,13 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# Extra arguments for every pytest run, e.g. `make test PYTEST_ARGS="-n 2"`.
+# Extra arguments for every pytest run, e.g. `make test PYTEST_ARGS="-x"`.
 PYTEST_ARGS ?=
+# pytest-xdist processes for the suites that run in parallel (SQLite, browser, PostgreSQL;
+# not the cluster and chaos suites, which start their own processes): one per core, at
+# most 4. `make test JOBS=0` runs them in one process.
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+XDIST := $(if $(filter 0 1,$(JOBS)),,-n $(JOBS))
 CHROMIUM ?= /usr/bin/chromium
 
 DEV_ENV := DEBUG=1 PATH="$(BIN):$$PATH"
@@ -91,8 +96,8 @@ test: install
 # main thread, which makes Django refuse database access in any test that runs after them.
 test-sqlite: install
 	@if [ -x "$(CHROMIUM)" ]; then \
-		$(PYTEST) -m "not chaos and not browser and not cluster" $(PYTEST_ARGS); \
-		CHROMIUM="$(CHROMIUM)" $(PYTEST) -m "browser" $(PYTEST_ARGS); \
+		$(PYTEST) -m "not chaos and not browser and not cluster" $(XDIST) $(PYTEST_ARGS) && \
+		CHROMIUM="$(CHROMIUM)" $(PYTEST) -m "browser" $(XDIST) $(PYTEST_ARGS); \
 	else \
 		echo; \
 		echo "  ####################################################################"; \
@@ -101,7 +106,7 @@ test-sqlite: install
 		echo "  ####################################################################"; \
 		echo; \
 		if [ "$${CI:-}" = "true" ]; then echo "CI=true: failing."; exit 1; fi; \
-		$(PYTEST) -m "not chaos and not browser and not cluster" $(PYTEST_ARGS); \
+		$(PYTEST) -m "not chaos and not browser and not cluster" $(XDIST) $(PYTEST_ARGS); \
 	fi
 
 test-quick: install
@@ -118,7 +123,7 @@ test-security: install
 	fi
 
 test-pg: install
-	$(DEV_ENV) scripts/with-postgres scripts/pytest -m "(pg or e2e) and not chaos and not cluster" $(PYTEST_ARGS)
+	$(DEV_ENV) scripts/with-postgres scripts/pytest -m "(pg or e2e) and not chaos and not cluster" $(XDIST) $(PYTEST_ARGS)
 
 # A cluster on one host (tests/cluster/test_cluster.py): two gunicorn and two qcluster
 # processes on PostgreSQL, Redis (Debian's redis-server) and moto's S3, with the fake fal;
