@@ -105,6 +105,15 @@ def _no_cap(settings):
 
 
 @pytest.fixture
+def fal_keeps_jobs_queued(settings):
+    """The simulated fal holds what it is sent in its queue (tests/generations/conftest.py
+    makes it finish at once). Every submit runs a sweep inline, which polls what was
+    submitted a second or more before: on a loaded machine an instant fal would finish a
+    granted job there, free its slot and grant the next, whatever the order tested."""
+    settings.FAL_SIMULATED_QUEUE_SECONDS = 3600
+
+
+@pytest.fixture
 def heavy(db):
     return UserFactory(credits=100_000)
 
@@ -135,7 +144,7 @@ def test_without_a_limit_nothing_waits_and_nothing_changes(settings, heavy):
 
 
 def test_with_a_limit_only_n_are_granted_and_the_rest_wait_as_queued(
-    settings, heavy, django_capture_on_commit_callbacks
+    settings, fal_keeps_jobs_queued, heavy, django_capture_on_commit_callbacks
 ):
     settings.FAL_MAX_CONCURRENCY = 2
     with django_capture_on_commit_callbacks(execute=True):
@@ -149,7 +158,7 @@ def test_with_a_limit_only_n_are_granted_and_the_rest_wait_as_queued(
 
 
 def test_a_freed_slot_goes_to_the_light_user_first(
-    settings, heavy, light, django_capture_on_commit_callbacks
+    settings, fal_keeps_jobs_queued, heavy, light, django_capture_on_commit_callbacks
 ):
     settings.FAL_MAX_CONCURRENCY = 2
     with django_capture_on_commit_callbacks(execute=True):

@@ -15,6 +15,8 @@ from django.utils import timezone
 from accounts.models import CreditAccount
 from generations import fal, services
 from generations.models import FalAccount, Generation
+from generations.services.account import CREDENTIALS_BACKOFF_MIN
+from generations.services.following import UNREADABLE_DELAY_MIN
 from tests.credits import kinds
 from tests.factories import REQUEST_BODY
 
@@ -65,6 +67,7 @@ def test_refused_credentials_on_a_poll_keep_the_generation_in_flight(
         fake.configure(accepted_keys=["a-key-that-is-not-ours"])  # the key was revoked
     else:
         fake.fail_next("result", 403)
+    before = timezone.now()
 
     with caplog.at_level(logging.INFO):
         sweep_now()
@@ -73,7 +76,7 @@ def test_refused_credentials_on_a_poll_keep_the_generation_in_flight(
     assert generation.status in ("queued", "running")  # fal may still render it
     assert (generation.error_code, generation.error_message) == ("", "")
     assert kinds(generation) == ["hold"] and held(user) == generation.cost_credits
-    assert generation.next_poll_at >= timezone.now() + timedelta(seconds=25)  # backs off
+    assert generation.next_poll_at >= before + CREDENTIALS_BACKOFF_MIN  # backs off
     account = FalAccount.objects.get()
     assert account.credentials_failing_since is not None  # the staff banner's data
     assert account.credentials_message == (KEY_REFUSED if target == "status" else "Forbidden")
@@ -164,10 +167,16 @@ def test_a_result_fetched_after_the_retention_window_is_an_upstream_error(
 def test_an_unreadable_answer_for_one_generation_does_not_stall_the_others(
     target, fault, fake, user, other_user, django_capture_on_commit_callbacks, caplog
 ):
+    # fal holds both in its queue until both are ours: each submit runs a sweep inline,
+    # which polls a generation submitted a second or more before (a loaded machine takes
+    # that long), and must not find `first` finished before the sweep tested here.
+    fake.configure(max_concurrent=0)
     first = submitted(user, django_capture_on_commit_callbacks)
     second = submitted(other_user, django_capture_on_commit_callbacks)
+    fake.configure(max_concurrent=10)
     finished_on_fal(fake, first, second)
     fake.fail_next(target, fault)
+    before = timezone.now()
 
     with caplog.at_level(logging.INFO), django_capture_on_commit_callbacks(execute=True):
         report = sweep_now()
@@ -182,7 +191,9 @@ def test_an_unreadable_answer_for_one_generation_does_not_stall_the_others(
     good.refresh_from_db()
     assert good.fal_video_url  # the sweep went on: its video is being copied
     assert bad.status in ("queued", "running") and not bad.fal_video_url
-    assert bad.next_poll_at > timezone.now()  # retried later, with backoff
+    # Retried later, with backoff: from when the sweep set it, not from now (the rest of
+    # the pass, the other's video copied, may take longer than that on a loaded machine).
+    assert bad.next_poll_at >= before + UNREADABLE_DELAY_MIN
     assert kinds(bad) == ["hold"]
 
     with django_capture_on_commit_callbacks(execute=True):
