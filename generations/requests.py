@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
@@ -316,6 +316,12 @@ _OPTION_WORDS = {
 }
 
 
+# Unicode's control characters (category Cc: U+0000-001F, U+007F-009F) but tab and line
+# breaks; and lone surrogates, which no UTF-8 text can carry.
+_CONTROL_CHARACTERS: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATES: Final = re.compile("[\ud800-\udfff]")
+
+
 class GenerationRequestSerializer(GenerationOptionsSerializer):
     """A generation to start: the options, a prompt, one image (an upload or a public https
     URL) and an optional callback URL."""
@@ -412,9 +418,9 @@ class GenerationRequestSerializer(GenerationOptionsSerializer):
                 gettext("Keep the prompt under %(limit)s characters (it has %(length)s).")
                 % {"limit": settings.PROMPT_MAX_CHARS, "length": len(prompt)}
             )
-        if any(unicodedata.category(ch) == "Cc" and ch not in "\n\r\t" for ch in prompt):
+        if _CONTROL_CHARACTERS.search(prompt):
             raise serializers.ValidationError(gettext("The prompt contains control characters."))
-        if any(0xD800 <= ord(ch) <= 0xDFFF for ch in prompt):
+        if _SURROGATES.search(prompt):
             raise serializers.ValidationError(gettext("The prompt contains invalid characters."))
         return prompt
 

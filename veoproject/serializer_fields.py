@@ -28,7 +28,11 @@ from rest_framework.fields import Field
 def _copy(field: Field) -> Field:
     if isinstance(field, serializers.BaseSerializer) or hasattr(field, "child_relation"):
         return copy.deepcopy(field)
-    new = copy.copy(field)
+    # What copy.copy does for a plain object, without its generic machinery (Field has no
+    # __copy__ or __reduce__ of its own; its __new__ only records the constructor's
+    # arguments, which the template's __dict__ then carries over).
+    new = object.__new__(type(field))
+    new.__dict__.update(field.__dict__)
     child = getattr(field, "child", None)
     if isinstance(child, Field):
         # Bound to the template by its constructor (name and source ""): re-parented.

@@ -259,7 +259,13 @@ def _remember_input_images(generation: Generation, inputs: list[GenerationImage]
     """Let `generation.input_images.all()` (the API's answer) list the rows just inserted
     without reading them back, as `prefetch_related` would have filled it. Other
     querysets of the relation (`order_by`, `filter`) still read the database."""
-    queryset = GenerationImage.objects.filter(generation=generation)
+    # A generation that has none (a model of one image) has none for good: an empty
+    # queryset says so without building the relation's filter.
+    queryset = (
+        GenerationImage.objects.filter(generation=generation)
+        if inputs
+        else GenerationImage.objects.none()
+    )
     # What Django's own prefetch stores (QuerySet and Model attributes it does not type).
     queryset._result_cache = sorted(inputs, key=lambda row: (row.slot, row.position))
     queryset._prefetch_done = True  # type: ignore[attr-defined]

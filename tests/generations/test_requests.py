@@ -4,6 +4,8 @@ and services.accept."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -285,3 +287,29 @@ def test_a_blocked_term_is_refused_the_same_way_through_api_and_portal(api, port
     through_portal = portal.post(reverse("studio"), {**FORM, **change}).context["form"].errors
     assert through_api["code"] == "blocked_term"
     assert through_api["fields"]["prompt"] == through_portal["prompt"]
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        ("A bell\x7f rings", "The prompt contains control characters."),
+        ("A bell\x85 rings", "The prompt contains control characters."),  # C1: NEL
+        # DRF's own CharField refuses these first, in its words.
+        ("A bell\x00 rings", "Null characters are not allowed."),
+        ("A bell\ud800 rings", "Surrogate characters are not allowed: U+D800."),
+        ("A bell \udfff", "Surrogate characters are not allowed: U+DFFF."),
+    ],
+)
+def test_control_characters_and_lone_surrogates_are_refused(api, prompt, message):
+    body = json.dumps({**BODY, "prompt": prompt})  # a lone surrogate as JSON's \\ud800
+    response = api.post(GENERATIONS, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"]["prompt"] == [message]
+    assert not Generation.objects.exists()
+
+
+def test_tabs_and_line_breaks_and_other_scripts_are_a_prompt(api):
+    prompt = "Line one\r\nLine two\tand \u00e9\u4e2d\u6587 \U0001f30a\u200d"
+    response = api.post(GENERATIONS, {**BODY, "prompt": prompt}, format="json")
+    assert response.status_code == 201, response.json()
+    assert Generation.objects.get().prompt == prompt
