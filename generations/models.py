@@ -182,7 +182,8 @@ class Generation(models.Model):
     callback_url = models.URLField(max_length=2048, blank=True)
 
     # What fal told us.
-    fal_request_id = models.CharField(max_length=100, blank=True, db_index=True)
+    # Indexed only once set (Meta.indexes: gen_fal_request): none is at accept.
+    fal_request_id = models.CharField(max_length=100, blank=True)
     fal_queue_position = models.IntegerField(null=True, blank=True)
     fal_logs = models.JSONField(default=list, blank=True)
     fal_video_url = models.URLField(max_length=2048, blank=True)
@@ -198,8 +199,14 @@ class Generation(models.Model):
         max_length=10, choices=Moderation.choices, default=Moderation.VISIBLE
     )
     moderation_reason = models.CharField(max_length=500, blank=True)
+    # Indexed only where set (Meta.indexes: gen_moderated_by): most videos never are.
     moderated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     moderated_at = models.DateTimeField(null=True, blank=True)
 
@@ -246,6 +253,14 @@ class Generation(models.Model):
             models.Index(fields=["owner", "status"], name="gen_owner_status"),
             models.Index(fields=["status", "next_poll_at"], name="gen_status_next_poll"),
             models.Index(fields=["moderation_state", "-created_at"], name="gen_moderation"),
+            models.Index(
+                fields=["fal_request_id"], condition=~Q(fal_request_id=""), name="gen_fal_request"
+            ),
+            models.Index(
+                fields=["moderated_by"],
+                condition=Q(moderated_by__isnull=False),
+                name="gen_moderated_by",
+            ),
             # Our own queue for fal's slots (generations.fair_share), read in this order.
             models.Index(
                 fields=["created_at", "id"],
