@@ -6,6 +6,7 @@ import ipaddress
 import sys
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import csp.constants as csp
 import environ
@@ -496,7 +497,24 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="veo@localhost")
 
 # --- Product settings -------------------------------------------------------------------
 SIGNUP_CREDITS = env.int("SIGNUP_CREDITS", default=0)
-PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
+# The site's public address: a scheme and a host (and port), nothing more; our paths are
+# appended to it (veoproject/site_urls.py). A value without a scheme, or with a path, a
+# query or credentials, would make every link in emails and every URL handed to fal wrong.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").strip().rstrip("/")
+if PUBLIC_BASE_URL:
+    _public = urlsplit(PUBLIC_BASE_URL)
+    if (
+        _public.scheme not in ("http", "https")
+        or not _public.hostname
+        or _public.path
+        or _public.query
+        or _public.fragment
+        or "@" in _public.netloc
+    ):
+        raise ImproperlyConfigured(
+            f"PUBLIC_BASE_URL is the site's address, e.g. https://veo.example.com, not "
+            f"{PUBLIC_BASE_URL!r}: a scheme (https or http) and a host, no path or query."
+        )
 API_CREATE_RATE = env.str("API_CREATE_RATE", default="30/min").strip() or None
 API_READ_RATE = env.str("API_READ_RATE", default="600/min").strip() or None
 VOUCHER_REDEEM_RATE = env.str("VOUCHER_REDEEM_RATE", default="10/hour").strip() or None
