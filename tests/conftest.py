@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import importlib
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -166,3 +170,17 @@ def _fresh_rate_limits():
 @pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(scope="session")
+def compiled_locale(tmp_path_factory) -> Path:
+    """locale/ with django.mo compiled from the committed django.po (as compilemessages
+    does), in a folder of its own: nothing is written into the source tree. Skipped without
+    GNU gettext; under CI `make install` already fails without it."""
+    if shutil.which("msgfmt") is None:
+        pytest.skip("msgfmt is not installed (apt-get install gettext)")
+    locale = tmp_path_factory.mktemp("compiled") / "locale"
+    shutil.copytree(Path(django_settings.BASE_DIR) / "locale", locale)
+    for po in locale.glob("*/LC_MESSAGES/*.po"):
+        subprocess.run(["msgfmt", "--check", "-o", str(po.with_suffix(".mo")), str(po)], check=True)
+    return locale

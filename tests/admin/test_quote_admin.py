@@ -4,10 +4,7 @@ permission."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -272,16 +269,9 @@ def test_staff_with_the_view_permission_see_quotes_and_cannot_change_them(admin_
 
 
 @pytest.fixture
-def german_catalogue(settings, tmp_path) -> None:
-    """The committed German catalogue, compiled into a folder of its own (as in
-    tests/portal/test_i18n.py): nothing is written into the source tree."""
-    if shutil.which("msgfmt") is None:
-        pytest.skip("msgfmt is not installed (apt-get install gettext)")
-    locale = tmp_path / "locale"
-    shutil.copytree(Path(django_settings.BASE_DIR) / "locale", locale)
-    for po in locale.glob("*/LC_MESSAGES/*.po"):
-        subprocess.run(["msgfmt", "--check", "-o", str(po.with_suffix(".mo")), str(po)], check=True)
-    settings.LOCALE_PATHS = [locale]
+def german_catalogue(settings, compiled_locale) -> None:
+    """The committed German catalogue, compiled once for the session (tests/conftest.py)."""
+    settings.LOCALE_PATHS = [compiled_locale]
 
 
 def test_german_staff_read_the_quote_pages_in_german(

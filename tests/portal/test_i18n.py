@@ -40,19 +40,6 @@ needs_gettext = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="session")
-def compiled_locale(tmp_path_factory) -> Path:
-    """locale/ with django.mo compiled from the committed django.po (as compilemessages
-    does), in a folder of its own: nothing is written into the source tree."""
-    if shutil.which("msgfmt") is None:
-        pytest.skip("msgfmt is not installed (apt-get install gettext)")
-    locale = tmp_path_factory.mktemp("compiled") / "locale"
-    shutil.copytree(ROOT / "locale", locale)
-    for po in locale.glob("*/LC_MESSAGES/*.po"):
-        subprocess.run(["msgfmt", "--check", "-o", str(po.with_suffix(".mo")), str(po)], check=True)
-    return locale
-
-
 @pytest.fixture(autouse=True)
 def _german_catalogue(compiled_locale, settings):
     """Pages read the compiled catalogue (setting LOCALE_PATHS also clears Django's cache
