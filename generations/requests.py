@@ -35,7 +35,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypedDict
 from uuid import UUID
@@ -86,6 +86,10 @@ DEFAULTS: Final[Defaults] = defaults()
 ENUMS: Final[Mapping[OptionName, type[models.TextChoices]]] = MappingProxyType(
     {"aspect_ratio": AspectRatio, "duration": Duration, "resolution": Resolution}
 )
+# Their labels, read once (a TextChoices builds its `choices` list on every access).
+_LABELS: Final[Mapping[OptionName, Mapping[str, str]]] = MappingProxyType(
+    {name: MappingProxyType(dict(enum.choices)) for name, enum in ENUMS.items()}
+)
 
 
 def choices(
@@ -96,7 +100,7 @@ def choices(
     from `rates`, the model's, or from the database). The one place that says which
     values a request may take: the serializers and the portal's form ask it."""
     entry = catalogue.get(model)
-    labels = dict(ENUMS[name].choices)
+    labels = _LABELS[name]
     values = list(entry.allowed(name))
     if name == "resolution":
         if rates is None:
@@ -148,7 +152,11 @@ class GenerationParams:
 
     def fingerprint(self, image_digest: str = "") -> str:
         """What makes two requests "the same" for Idempotency-Key replays."""
-        payload: dict[str, Any] = {**asdict(self), "image": image_digest}
+        # What `dataclasses.asdict` gives, without its recursive deep copy.
+        payload: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        payload["model_options"] = dict(self.model_options)
+        payload["input_urls"] = [asdict(url) for url in self.input_urls]
+        payload["image"] = image_digest
         if self.model == catalogue.DEFAULT_MODEL:
             del payload["model"]
         for name in ("model_options", "input_urls"):

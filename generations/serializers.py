@@ -64,6 +64,10 @@ class GenerationListSerializer(serializers.ListSerializer):
         return super().to_representation(generations)
 
 
+# How the estimate's time is written: as every DateTimeField of the answer writes its own.
+_DATETIME = serializers.DateTimeField()
+
+
 class GenerationSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     """A generation as the API and callbacks show it."""
 
@@ -211,7 +215,7 @@ class GenerationSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     def get_estimated_ready_at(self, generation: Generation) -> str | None:
         estimate = self._estimate(generation)
         ready_at = estimate.ready_at if estimate else None
-        return serializers.DateTimeField().to_representation(ready_at) if ready_at else None
+        return _DATETIME.to_representation(ready_at) if ready_at else None
 
     def _estimate(self, generation: Generation) -> estimates.Estimate | None:
         """The page's estimate, or this generation's own, read once."""

@@ -32,6 +32,7 @@ from veoproject.exceptions import (
     StorageError,
     ValidationFailed,
 )
+from veoproject.inserts import insert_row
 from veoproject.storage import storage_errors
 
 logger = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ def accept(
             generation.cost_credits = charge.credits
             generation.quote_id = charge.quote_id
             generation.price_breakdown = charge.price_breakdown
-            generation.save(force_insert=True)
+            insert_row(generation)  # the INSERT built once (veoproject/inserts.py)
             GenerationImage.objects.bulk_create(inputs)
             _remember_input_images(generation, inputs)
             # A brand-new generation cannot clash with an earlier hold: no savepoint.
