@@ -15,7 +15,6 @@ from operator import itemgetter
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import models
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -24,7 +23,6 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from accounts.models import LedgerEntry
 from generations import costs, media, moderation, overview, pricing, pricing_history
@@ -425,36 +423,17 @@ class GenerationAdmin(ObjectActionsMixin[Generation], ReadOnlyAdmin):
 # --- Quotes --------------------------------------------------------------------------------
 
 
-class QuoteState(models.TextChoices):
-    OPEN = "open", pgettext_lazy("quote state", "open")
-    USED = "used", pgettext_lazy("quote state", "used")
-    EXPIRED = "expired", pgettext_lazy("quote state", "expired unused")
-
-
-def _quote_state(quote: Quote) -> QuoteState:
-    """As generations.quotes claims: used once, else expired from `expires_at` on."""
-    if quote.used_at is not None:
-        return QuoteState.USED
-    if quote.expires_at <= timezone.now():
-        return QuoteState.EXPIRED
-    return QuoteState.OPEN
-
-
 class QuoteStateFilter(admin.SimpleListFilter):
     title = _("state")
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return QuoteState.choices
+        return Quote.State.choices
 
     def queryset(self, request, queryset):
-        now = timezone.now()
-        by_state: dict[str | None, QuerySet[Quote]] = {
-            QuoteState.OPEN: queryset.filter(used_at__isnull=True, expires_at__gt=now),
-            QuoteState.USED: queryset.filter(used_at__isnull=False),
-            QuoteState.EXPIRED: queryset.filter(used_at__isnull=True, expires_at__lte=now),
-        }
-        return by_state.get(self.value(), queryset)
+        if self.value() not in Quote.State.values:
+            return queryset
+        return queryset.in_state(self.value(), timezone.now())
 
 
 @admin.register(Quote)
@@ -517,7 +496,7 @@ class QuoteAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("state"))
     def state(self, quote: Quote) -> str:
-        return str(_quote_state(quote).label)
+        return str(quote.state_at(timezone.now()).label)
 
     @admin.display(description=_("paid for generation"))
     def paid_generation(self, quote: Quote) -> str:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from generations import catalogue, states
 
@@ -419,8 +421,14 @@ class GenerationImage(models.Model):
 
 
 class QuoteQuerySet(models.QuerySet):
-    def expired_before(self, moment) -> QuoteQuerySet:
-        return self.filter(expires_at__lt=moment)
+    def in_state(self, state: str, now: datetime) -> QuoteQuerySet:
+        """The quotes in `state` (a `Quote.State`) at `now`: `Quote.state_at`'s rule."""
+        if state == Quote.State.USED:
+            return self.filter(used_at__isnull=False)
+        unused = self.filter(used_at__isnull=True)
+        if state == Quote.State.EXPIRED:
+            return unused.filter(expires_at__lte=now)
+        return unused.filter(expires_at__gt=now)
 
 
 class Quote(models.Model):
@@ -428,6 +436,11 @@ class Quote(models.Model):
     a create that carries it is charged exactly `cost_credits`, whatever the prices are
     then. Single-use: `used_at` is set by the accept that spends it, in its transaction
     (generations.quotes)."""
+
+    class State(models.TextChoices):
+        OPEN = "open", pgettext_lazy("quote state", "open")
+        USED = "used", pgettext_lazy("quote state", "used")
+        EXPIRED = "expired", pgettext_lazy("quote state", "expired unused")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
@@ -451,6 +464,13 @@ class Quote(models.Model):
 
     def __str__(self) -> str:
         return f"quote {self.pk}: {self.cost_credits} credits until {self.expires_at:%H:%M}"
+
+    def state_at(self, now: datetime) -> Quote.State:
+        """Used once it paid for a generation; otherwise open until `expires_at`, expired
+        from then on (`QuoteQuerySet.in_state` selects by the same rule)."""
+        if self.used_at is not None:
+            return Quote.State.USED
+        return Quote.State.EXPIRED if self.expires_at <= now else Quote.State.OPEN
 
 
 class CallbackAttempt(models.Model):

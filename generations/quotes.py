@@ -172,9 +172,10 @@ def _claim(
             % {"credits": current.credits},
             current=current,
         )
-    if quote.used_at is not None:
+    state = quote.state_at(now)
+    if state == Quote.State.USED:
         raise QuoteExpired(_used_message(current), current=current)
-    if quote.expires_at <= now:
+    if state == Quote.State.EXPIRED:
         raise QuoteExpired(
             _(
                 "This quote expired at %(expired)s. The price now is %(credits)s credits; ask "
@@ -185,9 +186,7 @@ def _claim(
         )
     # The claim: whoever updates the row first has it (a concurrent accept waits for our
     # commit on PostgreSQL, then finds it used; SQLite serialises writers).
-    claimed = Quote.objects.filter(pk=quote.pk, used_at__isnull=True, expires_at__gt=now).update(
-        used_at=now
-    )
+    claimed = Quote.objects.in_state(Quote.State.OPEN, now).filter(pk=quote.pk).update(used_at=now)
     if not claimed:
         raise QuoteExpired(_used_message(current), current=current)
     return quote
@@ -209,5 +208,5 @@ def purge_expired(*, now: datetime | None = None) -> int:
     Used quotes are kept for good: each is the evidence of what its generation
     (`Generation.quote`) was promised, and there are no more of them than generations."""
     moment = (now or timezone.now()) - PURGE_AFTER
-    deleted, _ = Quote.objects.expired_before(moment).filter(used_at__isnull=True).delete()
+    deleted, _ = Quote.objects.in_state(Quote.State.EXPIRED, moment).delete()
     return deleted

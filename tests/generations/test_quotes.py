@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -168,6 +169,39 @@ def test_a_quote_still_binds_just_before_it_expires(user):
         expires_at=timezone.now() + timedelta(seconds=5)
     )
     assert create(user, quote_id=str(issued.record.pk)).generation.cost_credits == 320
+
+
+def test_a_quotes_state_and_the_quotes_in_a_state_follow_one_rule(user):
+    """`Quote.state_at` (the claim, the admin's column) and `in_state` (the admin's filter,
+    the purge) agree at every moment, the instant of expiry included (expired from then)."""
+    now = timezone.now()
+    made = [quotes.issue(user=user, params=REQUEST_BODY).record for _ in range(4)]
+    Quote.objects.filter(pk=made[0].pk).update(expires_at=now - timedelta(seconds=1))
+    Quote.objects.filter(pk=made[1].pk).update(expires_at=now)
+    Quote.objects.filter(pk=made[2].pk).update(used_at=now, expires_at=now - timedelta(hours=1))
+    for moment in (now - timedelta(seconds=2), now, now + timedelta(days=1)):
+        by_state = {
+            state: set(Quote.objects.in_state(state, moment).values_list("pk", flat=True))
+            for state in Quote.State
+        }
+        for quote in Quote.objects.all():
+            assert quote.pk in by_state[quote.state_at(moment)]
+        assert sum(map(len, by_state.values())) == 4  # each quote in exactly one state
+    assert Quote.objects.get(pk=made[1].pk).state_at(now) == Quote.State.EXPIRED
+    assert Quote.objects.get(pk=made[2].pk).state_at(now) == Quote.State.USED
+    assert Quote.objects.get(pk=made[3].pk).state_at(now) == Quote.State.OPEN
+
+
+def test_a_quote_at_its_expiry_instant_is_refused(user):
+    issued = quotes.issue(user=user, params=REQUEST_BODY)
+    frozen = timezone.now()
+    Quote.objects.filter(pk=issued.record.pk).update(expires_at=frozen)
+    with (
+        mock.patch("generations.quotes.timezone.now", return_value=frozen),
+        pytest.raises(quotes.QuoteExpired),
+    ):
+        create(user, quote_id=str(issued.record.pk))
+    assert Quote.objects.get(pk=issued.record.pk).used_at is None
 
 
 @pytest.mark.parametrize(
