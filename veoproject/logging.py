@@ -53,6 +53,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(fields, default=str, ensure_ascii=False)
 
 
+class RefusedHostFilter(logging.Filter):
+    """For `django.security.DisallowedHost`: a request whose Host header is not in
+    ALLOWED_HOSTS (scanners send them all day) is one WARNING line, where Django logs an
+    ERROR with a traceback (and Sentry, when on, would report each as an error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        record.exc_info = record.exc_text = record.stack_info = None
+        record.msg, record.args = "event=host_refused detail=%r", (record.getMessage(),)
+        return True
+
+
 def parse_pairs(message: str) -> dict[str, Any]:
     """The key=value pairs of a log line, in order; a key named twice keeps its first value.
     Keys named like a fixed field are skipped (they stay readable in `msg`)."""

@@ -701,6 +701,7 @@ LOGGING = {
         "line": {"format": "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"},
         "json": {"()": "veoproject.logging.JsonFormatter"},
     },
+    "filters": {"refused_host": {"()": "veoproject.logging.RefusedHostFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -717,5 +718,7 @@ LOGGING = {
         # django-q2 logs every task at INFO; the sweep runs every second while work is in
         # flight, so keep its chatter for LOG_LEVEL_TASKS=INFO.
         "django-q": {"level": env.str("LOG_LEVEL_TASKS", default="WARNING")},
+        # A Host header outside ALLOWED_HOSTS: a WARNING line, not an ERROR and traceback.
+        "django.security.DisallowedHost": {"filters": ["refused_host"]},
     },
 }
