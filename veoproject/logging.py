@@ -59,6 +59,9 @@ class RefusedHostFilter(logging.Filter):
     ERROR with a traceback (and Sentry, when on, would report each as an error)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_host_refused", False):
+            return True  # rewritten already (logging configured twice in one process)
+        record._host_refused = True
         record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
         record.exc_info = record.exc_text = record.stack_info = None
         record.msg, record.args = "event=host_refused detail=%r", (record.getMessage(),)

@@ -39,3 +39,22 @@ def test_a_host_with_quotes_and_spaces_stays_one_parsable_pair(caplog, client):
         fields["detail"].startswith("Invalid HTTP_HOST header: ")
         and "c.example" in fields["detail"]
     )
+
+
+def test_configured_twice_the_line_is_rewritten_once(client, settings):
+    """dictConfig run again in one process (a reload, a test) adds the filter again."""
+    from logging.config import dictConfig
+
+    dictConfig(settings.LOGGING)
+    dictConfig(settings.LOGGING)
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger = logging.getLogger("django.security.DisallowedHost")
+    logger.addHandler(handler)
+    try:
+        assert client.get("/", HTTP_HOST="evil.example").status_code == 400
+    finally:
+        logger.removeHandler(handler)
+    (record,) = seen
+    assert record.getMessage().count("event=host_refused") == 1
