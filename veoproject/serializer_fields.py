@@ -13,6 +13,14 @@ construction: validators, choices, error messages, help texts. A field that hold
 fields gets copies of those too: a list's `child` is copied and re-parented to the copy, and a
 nested serializer or a related-objects field is deep-copied as DRF would.
 
+The template is bound once too (`Field.bind`: name, label, source, a method field's
+method name), so an instance's copies need only their `parent` set to it. A nested
+serializer, deep-copied, is bound to the instance as DRF binds it.
+
+Every CharField's check for lone surrogates (DRF's `ProhibitSurrogateCharactersValidator`,
+a Python loop over each character of the value: two calls per character of a prompt) is
+one regular expression in the template's fields, with the same message and code.
+
 Use it only for serializers whose fields do not depend on the instance (no fields added
 or changed in `__init__` or from the context): the template is the first instance's.
 """
@@ -20,9 +28,27 @@ or changed in `__init__` or from the context): the template is the first instanc
 from __future__ import annotations
 
 import copy
+import re
+from typing import cast
 
+from django.utils.functional import cached_property
 from rest_framework import serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.fields import Field
+from rest_framework.utils.serializer_helpers import BindingDict
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class NoSurrogates(ProhibitSurrogateCharactersValidator):
+    """DRF's check, one regular expression instead of a loop over the characters."""
+
+    def __call__(self, value) -> None:
+        found = _SURROGATE.search(str(value))
+        if found is not None:
+            message = self.message.format(code_point=ord(found.group()))
+            raise ValidationError(message, code=self.code)
 
 
 def _copy(field: Field) -> Field:
@@ -41,14 +67,46 @@ def _copy(field: Field) -> Field:
     return new
 
 
+def _prepare(field: Field) -> None:
+    """The template's field, once: the regular-expression surrogate check (a list's child
+    too)."""
+    field.validators = [
+        NoSurrogates() if type(validator) is ProhibitSurrogateCharactersValidator else validator
+        for validator in field.validators
+    ]
+    child = getattr(field, "child", None)
+    if isinstance(child, Field):
+        _prepare(child)
+
+
 class FieldsBuiltOnce:
     """Mixin for a `Serializer` (first among its bases): see the module's docstring."""
 
     def get_fields(self) -> dict[str, Field]:
+        return {name: _copy(field) for name, field in self._template().items()}
+
+    @cached_property
+    def fields(self) -> BindingDict:
+        serializer = cast(serializers.BaseSerializer, self)
+        fields = BindingDict(serializer)
+        for name, field in self._template().items():
+            new = _copy(field)
+            if isinstance(new, serializers.BaseSerializer) or hasattr(new, "child_relation"):
+                fields[name] = new  # deep-copied, unbound: DRF binds it
+            else:
+                new.parent = serializer  # bound with the template: only its parent is its own
+                fields.fields[name] = new
+        return fields
+
+    def _template(self) -> dict[str, Field]:
         cls = type(self)
         # Each class its own template (a subclass declares other fields).
         template: dict[str, Field] | None = cls.__dict__.get("_field_template")
         if template is None:
             template = super().get_fields()  # type: ignore[misc]
+            for name, field in template.items():
+                _prepare(field)
+                field.bind(field_name=name, parent=cast(serializers.BaseSerializer, self))
+                field.parent = None  # the template keeps no serializer alive
             cls._field_template = template  # type: ignore[attr-defined]
-        return {name: _copy(field) for name, field in template.items()}
+        return template
