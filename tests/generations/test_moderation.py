@@ -93,3 +93,30 @@ def test_a_blocked_prompt_is_refused_at_accept_and_nothing_is_charged(user):
     assert user.generations.count() == 0
     user.credit_account.refresh_from_db()
     assert (user.credit_account.balance, user.credit_account.reserved) == (1000, 0)
+
+
+def test_folding_drops_exactly_the_marks_and_format_characters_of_all_unicode():
+    """`_fold` drops by a table, not a test per character: the same text for every code
+    point (surrogates aside: no prompt can carry them), one at a time and all together."""
+    import sys
+    import unicodedata
+
+    from generations.moderation import _fold
+
+    def by_category(text: str) -> str:  # what _fold did character by character
+        text = unicodedata.normalize("NFKC", text).casefold()
+        decomposed = unicodedata.normalize("NFKD", text)
+        kept = "".join(ch for ch in decomposed if unicodedata.category(ch) not in ("Mn", "Cf"))
+        return unicodedata.normalize("NFC", kept)
+
+    everything = "".join(
+        chr(code) for code in range(sys.maxunicode + 1) if not 0xD800 <= code <= 0xDFFF
+    )
+    assert _fold(everything) == by_category(everything)
+    for sample in (
+        "Nud\u00e9\u200bs",
+        "\uff4e\uff55\uff44\uff45",
+        "\ufb01re\u00adarm",
+        "e\u0301\u0327",
+    ):
+        assert _fold(sample) == by_category(sample)
