@@ -7,6 +7,10 @@ The statement never changes between two plain rows of one model, only its parame
 Django does (`Field.pre_save`, then `Field.get_db_prep_save`): the same row, the same
 column values, the same errors (an IntegrityError on a unique key).
 
+A value of the exact type a plain text, integer or boolean field stores (or None) is
+passed as it is: Django's preparation of those returns it unchanged; anything else (a
+lazy string, "480" for an integer, a date, JSON, a file, a key) is prepared by its field.
+
 It falls back to `save(force_insert=True)` whenever the shortcut would not be the same:
 a model with a parent table, with columns the database fills in (an auto-increment
 primary key, `db_returning` fields) or with a field that writes its own placeholder
@@ -19,13 +23,30 @@ from __future__ import annotations
 
 import threading
 from types import SimpleNamespace
+from typing import Any
 
 from django.db import connections, models, router, transaction
 from django.db.models.signals import post_save, pre_save
 from django.db.models.sql import InsertQuery
 
-# (model, database alias) -> (the INSERT, its fields in order), or None: not for this model
-_statements: dict[tuple[type[models.Model], str], tuple[str, tuple[models.Field, ...]] | None] = {}
+# Fields whose preparation leaves a value of this exact type (or None) as it is (their
+# pre_save reads the attribute): exact classes only, a subclass may prepare otherwise.
+_PLAIN: dict[type[models.Field], type] = {
+    models.CharField: str,
+    models.TextField: str,
+    models.BooleanField: bool,
+    models.IntegerField: int,
+    models.SmallIntegerField: int,
+    models.BigIntegerField: int,
+    models.PositiveIntegerField: int,
+    models.PositiveSmallIntegerField: int,
+    models.PositiveBigIntegerField: int,
+}
+
+# A field of the INSERT, in column order, with the value type it passes as it is (or None).
+Column = tuple[models.Field, type | None]
+# (model, database alias) -> (the INSERT, its columns), or None: not for this model
+_statements: dict[tuple[type[models.Model], str], tuple[str, tuple[Column, ...]] | None] = {}
 _lock = threading.Lock()
 
 
@@ -38,11 +59,17 @@ def insert_row(instance: models.Model) -> None:
     if statement is None or pre_save.has_listeners(model) or post_save.has_listeners(model):
         instance.save(force_insert=True, using=using)
         return
-    sql, fields = statement
+    sql, columns = statement
     instance._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
-    params = []
-    for field in fields:
-        value = field.pre_save(instance, True)
+    params: list[Any] = []
+    for field, plain in columns:
+        if plain is not None:
+            value = getattr(instance, field.attname)
+            if value is None or type(value) is plain:
+                params.append(value)
+                continue
+        else:
+            value = field.pre_save(instance, True)
         if hasattr(value, "resolve_expression"):  # an expression, a database default
             instance.save(force_insert=True, using=using)
             return
@@ -54,7 +81,7 @@ def insert_row(instance: models.Model) -> None:
     instance._state.db = using
 
 
-def _statement(model, connection) -> tuple[str, tuple[models.Field, ...]] | None:
+def _statement(model, connection) -> tuple[str, tuple[Column, ...]] | None:
     key = (model, connection.alias)
     if key in _statements:
         return _statements[key]
@@ -73,6 +100,6 @@ def _statement(model, connection) -> tuple[str, tuple[models.Field, ...]] | None
         query.insert_values(fields, [row], raw=True)  # type: ignore[list-item]
         ((sql, params),) = query.get_compiler(connection=connection).as_sql()
         if len(params) == len(fields):
-            statement = (sql, fields)
+            statement = (sql, tuple((field, _PLAIN.get(type(field))) for field in fields))
     with _lock:
         return _statements.setdefault(key, statement)

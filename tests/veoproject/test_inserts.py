@@ -156,3 +156,23 @@ def test_accept_writes_the_generation_without_save(user, valid_body):
         result = accept(user=user, params=valid_body, idempotency_key="k-1")
     generation = Generation.objects.get(pk=result.generation.pk)
     assert generation.idempotency_key == "k-1" and generation.cost_credits > 0
+
+
+def test_values_a_field_would_convert_are_converted_as_save_converts_them(user):
+    """Plain values pass as they are; a lazy string, a number as text, an enum member go
+    through their field's preparation, as with save()."""
+    from django.utils.translation import gettext_lazy
+
+    odd = {
+        "prompt": gettext_lazy("A lazy prompt"),
+        "cost_credits": "480",
+        "status": Generation.Status.PENDING,
+        "generate_audio": 1,
+    }
+    by_save = new_generation(user, **odd)
+    by_save.save(force_insert=True)
+    by_insert = new_generation(user, **odd)
+    insert_row(by_insert)
+    assert stored(by_insert) == stored(by_save)
+    fresh = Generation.objects.get(pk=by_insert.pk)
+    assert (fresh.prompt, fresh.cost_credits, fresh.generate_audio) == ("A lazy prompt", 480, True)
