@@ -7,9 +7,10 @@ The statement never changes between two plain rows of one model, only its parame
 Django does (`Field.pre_save`, then `Field.get_db_prep_save`): the same row, the same
 column values, the same errors (an IntegrityError on a unique key).
 
-A value of the exact type a plain text, integer or boolean field stores (or None) is
-passed as it is: Django's preparation of those returns it unchanged; anything else (a
-lazy string, "480" for an integer, a date, JSON, a file, a key) is prepared by its field.
+A value of the exact type a plain text, integer or boolean field stores (or None, also
+for a date or time that does not fill itself in) is passed as it is: Django's preparation
+of those returns it unchanged; anything else (a lazy string, "480" for an integer, a
+date, JSON, a file, a key) is prepared by its field.
 
 It falls back to `save(force_insert=True)` whenever the shortcut would not be the same:
 a model with a parent table, with columns the database fills in (an auto-increment
@@ -41,7 +42,13 @@ _PLAIN: dict[type[models.Field], type] = {
     models.PositiveIntegerField: int,
     models.PositiveSmallIntegerField: int,
     models.PositiveBigIntegerField: int,
+    models.URLField: str,
+    models.EmailField: str,
+    models.SlugField: str,
 }
+# A date or time field that does not fill itself in passes None as it is (a value goes
+# through its field: time zone checks).
+_NONE_ONLY = (models.DateTimeField, models.DateField, models.TimeField)
 
 # A field of the INSERT, in column order, with the value type it passes as it is (or None).
 Column = tuple[models.Field, type | None]
@@ -100,6 +107,15 @@ def _statement(model, connection) -> tuple[str, tuple[Column, ...]] | None:
         query.insert_values(fields, [row], raw=True)  # type: ignore[list-item]
         ((sql, params),) = query.get_compiler(connection=connection).as_sql()
         if len(params) == len(fields):
-            statement = (sql, tuple((field, _PLAIN.get(type(field))) for field in fields))
+            statement = (sql, tuple((field, _plain_type(field)) for field in fields))
     with _lock:
         return _statements.setdefault(key, statement)
+
+
+def _plain_type(field: models.Field) -> type | None:
+    """The value type `field` stores as it is (None always passes too); None: prepare all."""
+    if type(field) in _NONE_ONLY and not (
+        getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+    ):
+        return type(None)
+    return _PLAIN.get(type(field))

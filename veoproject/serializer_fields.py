@@ -52,15 +52,15 @@ class NoSurrogates(ProhibitSurrogateCharactersValidator):
 
 
 def _copy(field: Field) -> Field:
-    if isinstance(field, serializers.BaseSerializer) or hasattr(field, "child_relation"):
+    if _deep(field):
         return copy.deepcopy(field)
     # What copy.copy does for a plain object, without its generic machinery (Field has no
     # __copy__ or __reduce__ of its own; its __new__ only records the constructor's
     # arguments, which the template's __dict__ then carries over).
     new = object.__new__(type(field))
     new.__dict__.update(field.__dict__)
-    child = getattr(field, "child", None)
-    if isinstance(child, Field):
+    child = field.__dict__.get("child")
+    if child is not None and isinstance(child, Field):
         # Bound to the template by its constructor (name and source ""): re-parented.
         new.child = _copy(child)  # type: ignore[attr-defined]
         new.child.parent = new  # type: ignore[attr-defined]
@@ -79,6 +79,11 @@ def _prepare(field: Field) -> None:
         _prepare(child)
 
 
+def _deep(field: Field) -> bool:
+    """A field that holds a serializer of its own: copied deeply, as DRF copies it."""
+    return isinstance(field, serializers.BaseSerializer) or hasattr(field, "child_relation")
+
+
 class FieldsBuiltOnce:
     """Mixin for a `Serializer` (first among its bases): see the module's docstring."""
 
@@ -89,13 +94,15 @@ class FieldsBuiltOnce:
     def fields(self) -> BindingDict:
         serializer = cast(serializers.BaseSerializer, self)
         fields = BindingDict(serializer)
-        for name, field in self._template().items():
+        own = fields.fields
+        self._template()
+        for name, field, deep in type(self)._field_plan:  # type: ignore[attr-defined]
+            if deep:
+                fields[name] = copy.deepcopy(field)  # unbound: DRF binds it
+                continue
             new = _copy(field)
-            if isinstance(new, serializers.BaseSerializer) or hasattr(new, "child_relation"):
-                fields[name] = new  # deep-copied, unbound: DRF binds it
-            else:
-                new.parent = serializer  # bound with the template: only its parent is its own
-                fields.fields[name] = new
+            new.parent = serializer  # bound with the template: only its parent is its own
+            own[name] = new
         return fields
 
     def _template(self) -> dict[str, Field]:
@@ -108,5 +115,8 @@ class FieldsBuiltOnce:
                 _prepare(field)
                 field.bind(field_name=name, parent=cast(serializers.BaseSerializer, self))
                 field.parent = None  # the template keeps no serializer alive
+            cls._field_plan = tuple(  # type: ignore[attr-defined]
+                (name, field, _deep(field)) for name, field in template.items()
+            )
             cls._field_template = template  # type: ignore[attr-defined]
         return template
