@@ -288,9 +288,14 @@ def test_webhook_of_our_own_surplus_job_is_acknowledged_and_changes_nothing(
     settings.PUBLIC_BASE_URL = live_server.url
     fake = fake_fal_factory(queue_seconds=0, run_seconds=0.5, webhook_retry_base=0.1)
     settings.FAL_WEBHOOK_JWKS_URL = fake.jwks_url
-    generation, first_job = a_submit_without_answer(user)  # done in 0.5 s, webhook to us
-    fake.fail_next("submit", "slow", seconds=2.0)  # the resubmit waits for its answer...
-    fake.fail_next("webhook", "delay", seconds=3.0)  # ...and its job's webhook comes later
+    # The first job's webhook waits 2 s: it must find the submit's answer already lost
+    # (a_submit_without_answer) however slow this machine is, and come while the
+    # resubmit still waits for its answer (3 s); the resubmit's job's webhook comes after
+    # that answer (5 s), so we know the job as ours.
+    fake.fail_next("webhook", "delay", seconds=2.0)
+    generation, first_job = a_submit_without_answer(user)
+    fake.fail_next("submit", "slow", seconds=3.0)  # the resubmit waits for its answer...
+    fake.fail_next("webhook", "delay", seconds=5.0)  # ...and its job's webhook comes later
 
     with caplog.at_level(logging.INFO, logger="generations"):
         services.submit(generation_id=generation.pk)  # the resubmit
