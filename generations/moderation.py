@@ -18,9 +18,8 @@ spellings do not get around them while "class" is not refused for the term "ass"
 from __future__ import annotations
 
 import re
-import sys
 import unicodedata
-from functools import cache, lru_cache
+from functools import lru_cache
 
 from django.db import transaction
 from django.utils import timezone
@@ -44,20 +43,28 @@ def _fold(text: str) -> str:
     """NFKC + casefold, accents and invisible format characters (category Cf) removed."""
     text = unicodedata.normalize("NFKC", text).casefold()
     decomposed = unicodedata.normalize("NFKD", text)
-    return unicodedata.normalize("NFC", decomposed.translate(_dropped()))
+    if decomposed.isascii():  # no marks nor format characters in ASCII
+        return decomposed
+    return unicodedata.normalize("NFC", decomposed.translate(_MARKS))
 
 
-@cache
-def _dropped() -> dict[int, None]:
-    """What `_fold` drops: every code point of categories Mn (combining marks: accents once
-    decomposed) and Cf (invisible format characters), for `str.translate`. Built on first
-    use (a pass over Unicode, about a quarter of a second), so folding a prompt is one
-    call in C, not a Python test per character."""
-    return {
-        code: None
-        for code in range(sys.maxunicode + 1)
-        if unicodedata.category(chr(code)) in ("Mn", "Cf")
-    }
+class _Marks(dict):
+    """For `str.translate`: a code point -> None when `_fold` drops it (categories Mn,
+    combining marks such as accents once decomposed, and Cf, invisible format characters),
+    else itself. Filled in as text is folded, so a character seen before costs a lookup in
+    C instead of a Python test per character; up to `limit` characters are remembered
+    (a prompt of rare characters cannot grow it without bound)."""
+
+    limit = 50_000
+
+    def __missing__(self, code: int) -> int | None:
+        value = None if unicodedata.category(chr(code)) in ("Mn", "Cf") else code
+        if len(self) < self.limit:
+            self[code] = value
+        return value
+
+
+_MARKS = _Marks()
 
 
 def _words(text: str) -> list[str]:
