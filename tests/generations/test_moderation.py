@@ -114,6 +114,7 @@ def test_folding_drops_exactly_the_marks_and_format_characters_of_all_unicode():
     )
     assert _fold(everything) == by_category(everything)
     for sample in (
+        "Plain ASCII: Blood-Bath & 123!",
         "Nud\u00e9\u200bs",
         "\uff4e\uff55\uff44\uff45",
         "\ufb01re\u00adarm",
