@@ -175,10 +175,14 @@ def _media_root(settings, tmp_path):
 @pytest.fixture(scope="session")
 def compiled_locale(tmp_path_factory) -> Path:
     """locale/ with django.mo compiled from the committed django.po (as compilemessages
-    does), in a folder of its own: nothing is written into the source tree. Skipped without
-    GNU gettext; under CI `make install` already fails without it."""
+    does), in a folder of its own: nothing is written into the source tree. Without GNU
+    gettext the catalogue cannot be compiled (the site then stays in English, as `make
+    install` says), so the tests that read it are skipped; .ci/run installs gettext."""
     if shutil.which("msgfmt") is None:
-        pytest.skip("msgfmt is not installed (apt-get install gettext)")
+        pytest.skip(
+            "GNU gettext's msgfmt is not installed, so the German catalogue cannot be "
+            "compiled (apt-get install gettext; .ci/run installs it)"
+        )
     locale = tmp_path_factory.mktemp("compiled") / "locale"
     shutil.copytree(Path(django_settings.BASE_DIR) / "locale", locale)
     for po in locale.glob("*/LC_MESSAGES/*.po"):

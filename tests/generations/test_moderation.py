@@ -121,3 +121,20 @@ def test_folding_drops_exactly_the_marks_and_format_characters_of_all_unicode():
         "e\u0301\u0327",
     ):
         assert _fold(sample) == by_category(sample)
+
+
+def test_prompts_of_ever_new_characters_cannot_grow_the_fold_cache(monkeypatch):
+    """Any user sends the prompt: one made of thousands of distinct rare characters, again
+    and again, must not grow a worker's memory without bound, and is still folded right."""
+    import unicodedata
+
+    from generations import moderation
+
+    cache = moderation._Marks()
+    monkeypatch.setattr(moderation._Marks, "limit", 100)
+    monkeypatch.setattr(moderation, "_MARKS", cache)
+    hostile = "".join(chr(code) for code in range(0x4E00, 0x4E00 + 2000))  # CJK, no marks
+    accents = "e\u0301" * 3 + "\u200b"
+    folded = moderation._fold(hostile + accents)
+    assert len(cache) == 100
+    assert folded == unicodedata.normalize("NFKC", hostile).casefold() + "eee"
