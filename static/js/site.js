@@ -273,6 +273,39 @@
     });
   }
 
+  // The price box asks for the price of the options as they change. Until it answers, no
+  // video is sent: its button is disabled and a submit by other means (Enter in a field)
+  // is dropped. Sent in between, the form would carry the earlier options' quote, which
+  // the server refuses ("The price shown was out of date"). The box's new content brings
+  // its own button; a failed request gives the old one back.
+  var PRICE_BOX = "[data-price-box]";
+
+  function priceButtons(box) {
+    return box.querySelectorAll('button[type="submit"]:not([data-disabled-by-server])');
+  }
+
+  function setupPriceWait() {
+    document.addEventListener("htmx:beforeSend", function (event) {
+      var box = event.target;
+      if (!box.matches || !box.matches(PRICE_BOX)) return;
+      box.setAttribute("aria-busy", "true");
+      priceButtons(box).forEach(function (button) { button.disabled = true; });
+    });
+    document.addEventListener("htmx:afterRequest", function (event) {
+      var box = event.target;
+      if (!box.matches || !box.matches(PRICE_BOX)) return;
+      box.removeAttribute("aria-busy");
+      priceButtons(box).forEach(function (button) { button.disabled = false; });
+    });
+    // Capture: before the submit-once handler marks the button as sending.
+    document.addEventListener("submit", function (event) {
+      if (event.target.id === "create-form" && document.querySelector(PRICE_BOX + '[aria-busy="true"]')) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      }
+    }, true);
+  }
+
   // Confirm before destructive actions.
   function setupConfirm(form) {
     form.addEventListener("submit", function (event) {
@@ -415,7 +448,7 @@
     root.querySelectorAll("form[data-confirm]").forEach(setupConfirm);
   }
 
-  onReady(function () { init(document); setupWaits(); });
+  onReady(function () { init(document); setupWaits(); setupPriceWait(); });
   // An aspect ratio chosen by hand is kept when an image is chosen after it (the radios
   // are swapped in and out with the model, so the page listens, not each radio).
   document.addEventListener("click", function (event) {
