@@ -1,7 +1,7 @@
 """API throughput and latency under gunicorn + PostgreSQL, measured with locust.
 
     scripts/with-postgres .venv/bin/python bench/api_throughput.py [--seconds 30]
-        [--clients 20] [--workers 4] [--rounds 1] [--redis] [--pool N]
+        [--clients 20] [--workers 4] [--rounds 1] [--redis] [--pool N] [--rate R]
         [--out bench/results/api.json]
 
 Migrates the database named by DATABASE_URL (bench settings: the project plus the
@@ -17,6 +17,13 @@ requests over total ceiling requests (same seconds each). --redis starts a redis
 on loopback and sets REDIS_URL (the cache and the task broker on Redis, the production
 deployment); --pool N sets DATABASE_POOL=N (psycopg's pool, no health-check query). Both
 apply to the whole server, so every scenario pays the same settings.
+
+--rate R offers at most R requests a second in all (each client R / clients, locust's
+constant_throughput) instead of sending back to back: with clients in a closed loop at
+saturation the mean latency is clients / throughput whatever the code does (Little's
+law); under an offered load below saturation the latency is the request's own time plus
+what queueing that load causes, the figure a user of a service that is not overloaded
+sees. A scenario that cannot keep up falls back to back to back (its req/s says so).
 """
 
 from __future__ import annotations
@@ -280,6 +287,12 @@ def main() -> None:
         "--redis", action="store_true", help="REDIS_URL: cache and task broker on Redis"
     )
     parser.add_argument("--pool", type=int, default=0, help="DATABASE_POOL (0: no pool)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="offer at most this many requests/s in all (0: back to back, saturating)",
+    )
     parser.add_argument("--out", help="write the results as JSON here too")
     parser.add_argument(
         "--profile",
@@ -363,6 +376,9 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: str, redis_pid: 
         if redis_pid is not None:
             roots["redis"] = redis_pid
         meter = CpuMeter(roots)
+        measured_env = dict(env)
+        if args.rate:
+            measured_env["BENCH_RATE_PER_CLIENT"] = str(args.rate / args.clients)
         results = []
         order = ["ceiling", "create"] * args.rounds + ["list"]
         for scenario in order:
@@ -370,7 +386,7 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: str, redis_pid: 
             if scenario == args.profile and not any(r["scenario"] == scenario for r in results):
                 profiler = start_profiler(server.pid, args.seconds, workdir)
             before = meter.read()
-            result = run_locust(scenario, host, args.seconds, args.clients, env, workdir)
+            result = run_locust(scenario, host, args.seconds, args.clients, measured_env, workdir)
             after = meter.read()
             requests = max(result["requests"], 1)
             result["cpu_ms"] = {
@@ -389,7 +405,8 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: str, redis_pid: 
         f"\n{args.clients} clients, {args.seconds} s per scenario, "
         f"gunicorn {args.workers} sync workers, {args.rounds} round(s), "
         f"REDIS_URL {'set' if args.redis else 'unset'}, DATABASE_POOL={args.pool}, "
-        f"LOCAL_CACHE_SECONDS={env.get('LOCAL_CACHE_SECONDS', 'default')}"
+        f"LOCAL_CACHE_SECONDS={env.get('LOCAL_CACHE_SECONDS', 'default')}, "
+        + (f"offered load {args.rate:g} req/s" if args.rate else "back to back (saturating)")
     )
     print("| scenario | requests | failures | req/s | p50 ms | p99 ms |")
     print("|---|---:|---:|---:|---:|---:|")
