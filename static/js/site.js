@@ -273,11 +273,14 @@
     });
   }
 
-  // The price box asks for the price of the options as they change. Until it answers, no
-  // video is sent: its button is disabled and a submit by other means (Enter in a field)
-  // is dropped. Sent in between, the form would carry the earlier options' quote, which
-  // the server refuses ("The price shown was out of date"). The box's new content brings
-  // its own button; a failed request gives the old one back.
+  // The price box asks for the price of the options as they change: only the priced ones,
+  // those its hx-include names (a prompt's change event comes when it loses focus, which
+  // a click on "Generate video" causes: asking then would disable the button under the
+  // click). Until the box answers, no video is sent: its button is disabled and a submit
+  // by other means (Enter in a field) is dropped. Sent in between, the form would carry
+  // the earlier options' quote, which the server refuses ("The price shown was out of
+  // date"). The box's new content brings its own button; a failed request gives the old
+  // one back.
   var PRICE_BOX = "[data-price-box]";
 
   function priceButtons(box) {
@@ -285,6 +288,13 @@
   }
 
   function setupPriceWait() {
+    document.addEventListener("change", function (event) {
+      var box = document.querySelector(PRICE_BOX);
+      var priced = box && box.getAttribute("hx-include");
+      if (priced && event.target.matches && event.target.matches(priced)) {
+        box.dispatchEvent(new CustomEvent("priced-option-changed"));
+      }
+    });
     document.addEventListener("htmx:beforeSend", function (event) {
       var box = event.target;
       if (!box.matches || !box.matches(PRICE_BOX)) return;

@@ -93,3 +93,28 @@ def test_enter_while_the_price_is_loading_sends_nothing(page: Page, live_server,
     page.get_by_role("button", name="Generate video").click()
     page.wait_for_url(f"{live_server.url}/videos/")
     assert Generation.objects.get(owner=user).cost_credits == 240
+
+
+def test_only_a_priced_option_asks_for_a_new_quote(page: Page, live_server):
+    """The prompt and the image do not change the price: the box does not ask again when
+    they change (a prompt's change comes as it loses focus, often to a click on "Generate
+    video", which a request then would have disabled under the click)."""
+    user = UserFactory(credits=1000)
+    log_in(page, live_server, user)
+    page.goto(f"{live_server.url}/")
+    asked: list[str] = []
+    page.on(
+        "request", lambda request: asked.append(request.url) if "quote" in request.url else None
+    )
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": "dunes.png", "mimeType": "image/png", "buffer": image_bytes((1280, 720))}]
+    )
+    page.get_by_label("Prompt").fill("A kite rising over dunes")
+    page.get_by_label("Prompt").blur()
+    expect(page.get_by_role("button", name="Generate video")).to_be_enabled()
+    assert asked == []
+    page.get_by_label("6 seconds").check()
+    expect(page.get_by_test_id("price-credits")).to_have_text("240")
+    assert len(asked) == 1
+    page.get_by_role("button", name="Generate video").click()  # one click sends
+    page.wait_for_url(f"{live_server.url}/videos/")
