@@ -37,6 +37,16 @@ def image_bytes(size: tuple[int, int], fmt: str = "PNG") -> bytes:
     return buffer.getvalue()
 
 
+def studio_with_image(page: Page, live_server, user, prompt: str) -> None:
+    """`user` in the studio with a 1280x720 image chosen and `prompt` written."""
+    log_in(page, live_server, user)
+    page.goto(f"{live_server.url}/")
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": "dunes.png", "mimeType": "image/png", "buffer": image_bytes((1280, 720))}]
+    )
+    page.get_by_label("Prompt").fill(prompt)
+
+
 def server_refusal(name: str, data: bytes) -> str:
     """What the server says of this upload (the same check the studio and the API run)."""
     with pytest.raises(ValidationError) as refused:
@@ -74,13 +84,8 @@ def test_try_again_opens_the_studio_filled_in_with_the_stored_image(
     page: Page, live_server, screenshot
 ):
     user = UserFactory(credits=1000)
-    log_in(page, live_server, user)
     # A first video from an uploaded image, through the studio itself; it is then failed.
-    page.goto(f"{live_server.url}/")
-    page.locator("input[type=file]").set_input_files(
-        files=[{"name": "dunes.png", "mimeType": "image/png", "buffer": image_bytes((1280, 720))}]
-    )
-    page.get_by_label("Prompt").fill("A kite rising over dunes")
+    studio_with_image(page, live_server, user, "A kite rising over dunes")
     page.get_by_label("6 seconds").check()
     page.get_by_role("button", name="Generate video").click()
     page.wait_for_url(f"{live_server.url}/videos/")

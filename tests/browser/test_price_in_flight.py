@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 from generations import views
 from generations.models import Generation
 from tests.browser.conftest import needs_chromium
-from tests.browser.test_first_visit import image_bytes, log_in
+from tests.browser.test_first_visit import studio_with_image
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), needs_chromium]
@@ -43,12 +43,7 @@ def test_a_click_while_the_price_is_loading_sends_at_the_new_price(
     page: Page, live_server, slow_quotes
 ):
     user = UserFactory(credits=1000)
-    log_in(page, live_server, user)
-    page.goto(f"{live_server.url}/")
-    page.locator("input[type=file]").set_input_files(
-        files=[{"name": "dunes.png", "mimeType": "image/png", "buffer": image_bytes((1280, 720))}]
-    )
-    page.get_by_label("Prompt").fill("A kite rising over dunes")
+    studio_with_image(page, live_server, user, "A kite rising over dunes")
     price = page.get_by_test_id("price-credits")
     expect(price).to_have_text("320")  # 8 s with audio at 720p
 
@@ -69,12 +64,7 @@ def test_a_click_while_the_price_is_loading_sends_at_the_new_price(
 def test_enter_while_the_price_is_loading_sends_nothing(page: Page, live_server, slow_quotes):
     """The form has other ways to be sent than the button (Enter in the seed field)."""
     user = UserFactory(credits=1000)
-    log_in(page, live_server, user)
-    page.goto(f"{live_server.url}/")
-    page.locator("input[type=file]").set_input_files(
-        files=[{"name": "dunes.png", "mimeType": "image/png", "buffer": image_bytes((1280, 720))}]
-    )
-    page.get_by_label("Prompt").fill("A kite rising over dunes")
+    studio_with_image(page, live_server, user, "A kite rising over dunes")
     expect(page.get_by_test_id("price-credits")).to_have_text("320")
 
     posts: list[str] = []
@@ -99,17 +89,11 @@ def test_only_a_priced_option_asks_for_a_new_quote(page: Page, live_server):
     """The prompt and the image do not change the price: the box does not ask again when
     they change (a prompt's change comes as it loses focus, often to a click on "Generate
     video", which a request then would have disabled under the click)."""
-    user = UserFactory(credits=1000)
-    log_in(page, live_server, user)
-    page.goto(f"{live_server.url}/")
     asked: list[str] = []
     page.on(
-        "request", lambda request: asked.append(request.url) if "quote" in request.url else None
+        "request", lambda request: asked.append(request.url) if "/quote/" in request.url else None
     )
-    page.locator("input[type=file]").set_input_files(
-        files=[{"name": "dunes.png", "mimeType": "image/png", "buffer": image_bytes((1280, 720))}]
-    )
-    page.get_by_label("Prompt").fill("A kite rising over dunes")
+    studio_with_image(page, live_server, UserFactory(credits=1000), "A kite rising over dunes")
     page.get_by_label("Prompt").blur()
     expect(page.get_by_role("button", name="Generate video")).to_be_enabled()
     assert asked == []
