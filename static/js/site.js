@@ -276,8 +276,8 @@
   // The price box asks for the price of the options as they change: only the priced ones,
   // those its hx-include names (a prompt's change event comes when it loses focus, which
   // a click on "Generate video" causes: asking then would disable the button under the
-  // click). Until the box answers, no video is sent: its button is disabled and a submit
-  // by other means (Enter in a field) is dropped. Sent in between, the form would carry
+  // click). Until the box answers, no video is sent: its button is disabled and says the
+  // price is being updated, and a submit by other means (Enter in a field) is dropped. Sent in between, the form would carry
   // the earlier options' quote, which the server refuses ("The price shown was out of
   // date"). The box's new content brings its own button; a failed request gives the old
   // one back.
@@ -299,13 +299,25 @@
       var box = event.target;
       if (!box.matches || !box.matches(PRICE_BOX)) return;
       box.setAttribute("aria-busy", "true");
-      priceButtons(box).forEach(function (button) { button.disabled = true; });
+      priceButtons(box).forEach(function (button) {
+        button.disabled = true;
+        if (button.dataset.pricingLabel && !button.dataset.label) {
+          button.dataset.label = button.textContent;
+          button.textContent = button.dataset.pricingLabel;
+        }
+      });
     });
     document.addEventListener("htmx:afterRequest", function (event) {
       var box = event.target;
       if (!box.matches || !box.matches(PRICE_BOX)) return;
       box.removeAttribute("aria-busy");
-      priceButtons(box).forEach(function (button) { button.disabled = false; });
+      priceButtons(box).forEach(function (button) {
+        button.disabled = false;
+        if (button.dataset.label) {
+          button.textContent = button.dataset.label;
+          delete button.dataset.label;
+        }
+      });
     });
     // Capture: before the submit-once handler marks the button as sending.
     document.addEventListener("submit", function (event) {

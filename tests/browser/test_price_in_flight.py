@@ -49,10 +49,10 @@ def test_a_click_while_the_price_is_loading_sends_at_the_new_price(
 
     slow_quotes.set()
     page.get_by_label("6 seconds").check()
-    button = page.get_by_role("button", name="Generate video")
-    expect(button).to_be_disabled()  # while the 6-second price is on its way
+    waiting = page.get_by_role("button", name="Updating the price…")
+    expect(waiting).to_be_disabled()  # while the 6-second price is on its way
     expect(page.locator("#price-box")).to_have_attribute("aria-busy", "true")
-    button.click()  # waits until the button can be used again
+    page.get_by_role("button", name="Generate video").click()  # waits for the new price
 
     page.wait_for_url(f"{live_server.url}/videos/")
     generation = Generation.objects.get(owner=user)
@@ -102,3 +102,18 @@ def test_only_a_priced_option_asks_for_a_new_quote(page: Page, live_server):
     assert len(asked) == 1
     page.get_by_role("button", name="Generate video").click()  # one click sends
     page.wait_for_url(f"{live_server.url}/videos/")
+
+
+def test_a_price_request_that_fails_gives_the_button_back(page: Page, live_server):
+    """No answer (the network dropped it): the button is usable again, with its own words;
+    a send then carries the earlier quote, which the server refuses in plain words."""
+    studio_with_image(page, live_server, UserFactory(credits=1000), "A kite rising over dunes")
+    expect(page.get_by_test_id("price-credits")).to_have_text("320")
+    page.route("**/quote/?*", lambda route: route.abort())
+    page.get_by_label("6 seconds").check()
+    button = page.get_by_role("button", name="Generate video")
+    expect(button).to_be_enabled()
+    expect(page.locator("#price-box")).not_to_have_attribute("aria-busy", "true")
+    button.click()
+    expect(page.get_by_text("The price shown was out of date")).to_be_visible()
+    assert page.url == f"{live_server.url}/"
