@@ -277,10 +277,10 @@
   // those its hx-include names (a prompt's change event comes when it loses focus, which
   // a click on "Generate video" causes: asking then would disable the button under the
   // click). Until the box answers, no video is sent: its button is disabled and says the
-  // price is being updated, and a submit by other means (Enter in a field) is dropped. Sent in between, the form would carry
-  // the earlier options' quote, which the server refuses ("The price shown was out of
-  // date"). The box's new content brings its own button; a failed request gives the old
-  // one back.
+  // price is being updated, and a submit by other means (Enter in a field) is dropped.
+  // Sent in between, the form would carry the earlier options' quote, which the server
+  // refuses ("The price shown was out of date"). The box's new content brings its own
+  // button; a failed request gives the old one back.
   var PRICE_BOX = "[data-price-box]";
 
   function priceButtons(box) {
