@@ -60,7 +60,7 @@ def _copy(field: Field) -> Field:
     new = object.__new__(type(field))
     new.__dict__.update(field.__dict__)
     child = field.__dict__.get("child")
-    if child is not None and isinstance(child, Field):
+    if isinstance(child, Field):
         # Bound to the template by its constructor (name and source ""): re-parented.
         new.child = _copy(child)  # type: ignore[attr-defined]
         new.child.parent = new  # type: ignore[attr-defined]
@@ -88,15 +88,14 @@ class FieldsBuiltOnce:
     """Mixin for a `Serializer` (first among its bases): see the module's docstring."""
 
     def get_fields(self) -> dict[str, Field]:
-        return {name: _copy(field) for name, field in self._template().items()}
+        return {name: _copy(field) for name, field, _deep_copy in self._plan()}
 
     @cached_property
     def fields(self) -> BindingDict:
         serializer = cast(serializers.BaseSerializer, self)
         fields = BindingDict(serializer)
         own = fields.fields
-        self._template()
-        for name, field, deep in type(self)._field_plan:  # type: ignore[attr-defined]
+        for name, field, deep in self._plan():
             if deep:
                 fields[name] = copy.deepcopy(field)  # unbound: DRF binds it
                 continue
@@ -105,18 +104,17 @@ class FieldsBuiltOnce:
             own[name] = new
         return fields
 
-    def _template(self) -> dict[str, Field]:
+    def _plan(self) -> tuple[tuple[str, Field, bool], ...]:
+        """The class's bound field templates: (name, field, whether it is copied deeply)."""
         cls = type(self)
-        # Each class its own template (a subclass declares other fields).
-        template: dict[str, Field] | None = cls.__dict__.get("_field_template")
-        if template is None:
+        # Each class its own templates (a subclass declares other fields).
+        plan: tuple[tuple[str, Field, bool], ...] | None = cls.__dict__.get("_field_plan")
+        if plan is None:
             template = super().get_fields()  # type: ignore[misc]
             for name, field in template.items():
                 _prepare(field)
                 field.bind(field_name=name, parent=cast(serializers.BaseSerializer, self))
-                field.parent = None  # the template keeps no serializer alive
-            cls._field_plan = tuple(  # type: ignore[attr-defined]
-                (name, field, _deep(field)) for name, field in template.items()
-            )
-            cls._field_template = template  # type: ignore[attr-defined]
-        return template
+                field.parent = None  # the templates keep no serializer alive
+            plan = tuple((name, field, _deep(field)) for name, field in template.items())
+            cls._field_plan = plan  # type: ignore[attr-defined]
+        return plan

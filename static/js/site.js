@@ -319,9 +319,11 @@
         }
       });
     });
-    // Capture: before the submit-once handler marks the button as sending.
+    // Capture: before the submit-once handler marks the button as sending. The form is
+    // the one the busy box's button and quote belong to (their form attribute).
     document.addEventListener("submit", function (event) {
-      if (event.target.id === "create-form" && document.querySelector(PRICE_BOX + '[aria-busy="true"]')) {
+      var form = event.target;
+      if (form.id && document.querySelector(PRICE_BOX + '[aria-busy="true"] [form="' + form.id + '"]')) {
         event.preventDefault();
         event.stopImmediatePropagation();
       }

@@ -73,7 +73,7 @@ def test_a_method_field_calls_its_own_serializer():
 
 def test_the_template_keeps_no_serializer_alive():
     Base(context={"prefix": "a:"}).fields  # noqa: B018 - builds the template
-    assert all(field.parent is None for field in Base._field_template.values())
+    assert all(field.parent is None for _name, field, _deep in Base._field_plan)
 
 
 @pytest.mark.parametrize(
