@@ -5,6 +5,7 @@ fal, a forged webhook, a request), and that a scrape costs a fixed number of que
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -86,11 +87,19 @@ def families(text: str) -> dict:
 
 def value(text: str, sample_name: str, **labels: str) -> float:
     """One sample's value; 0 when the labelled child does not exist yet."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == sample_name and sample.labels == labels:
-                return sample.value
-    return 0.0
+    return _samples(text).get((sample_name, frozenset(labels.items())), 0.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """A scrape's samples by name and labels, parsed once: late in a test session the
+    process's own registry holds every view's and status's series, and parsing it again
+    for each of a dozen values took seconds per test."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 # --- Who may read it --------------------------------------------------------------------------
