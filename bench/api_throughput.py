@@ -66,6 +66,21 @@ json.dump(tokens, sys.stdout)
 """
 
 
+def python_speed(additions: int = 3_000_000, runs: int = 3) -> float:
+    """Millions of Python loop additions a second on one core, the best of `runs`: a
+    figure to compare two runs' machines by. Machines of one kind differ (on 2026-12-04
+    the same commit's CI took 35 min against 18.5 min the day before), so a run's
+    throughput means little without it."""
+    best = float("inf")
+    for _ in range(runs):
+        started = time.perf_counter()
+        total = 0
+        for i in range(additions):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return additions / best / 1e6
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -333,6 +348,7 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: str, redis_pid: 
     Path(tokens_file).write_text(tokens)
     env["BENCH_TOKENS"] = tokens_file
 
+    speed_before = python_speed()
     port = free_port()
     host = f"http://127.0.0.1:{port}"
     log = open(os.path.join(workdir, "gunicorn.log"), "wb")  # noqa: SIM115
@@ -400,6 +416,7 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: str, redis_pid: 
         server.terminate()
         server.wait(timeout=30)
         log.close()
+    speed = (speed_before, python_speed())
 
     print(
         f"\n{args.clients} clients, {args.seconds} s per scenario, "
@@ -407,6 +424,10 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: str, redis_pid: 
         f"REDIS_URL {'set' if args.redis else 'unset'}, DATABASE_POOL={args.pool}, "
         f"LOCAL_CACHE_SECONDS={env.get('LOCAL_CACHE_SECONDS', 'default')}, "
         + (f"offered load {args.rate:g} req/s" if args.rate else "back to back (saturating)")
+    )
+    print(
+        f"machine: {speed[0]:.1f} / {speed[1]:.1f} million Python loop additions a second "
+        "on one core, before / after the run (python_speed)"
     )
     print("| scenario | requests | failures | req/s | p50 ms | p99 ms |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -445,7 +466,9 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: str, redis_pid: 
         print(f"{name} p99 by round (ms): {', '.join(f'{v:.0f}' for v in p99)}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+        Path(args.out).write_text(
+            json.dumps({"args": vars(args), "python_speed": speed, "results": results}, indent=2)
+        )
 
 
 if __name__ == "__main__":
