@@ -68,9 +68,9 @@ json.dump(tokens, sys.stdout)
 
 def python_speed(additions: int = 3_000_000, runs: int = 3) -> float:
     """Millions of Python loop additions a second on one core, the best of `runs`: a
-    figure to compare two runs' machines by. Machines of one kind differ (on 2026-12-04
-    the same commit's CI took 35 min against 18.5 min the day before), so a run's
-    throughput means little without it."""
+    figure to tell two days' machines (their CPU) apart. It does not see contention from
+    the host's other guests, which moved the ceiling by a quarter within one day while
+    this figure stayed put (BENCHMARKS.md 1.5); only a run's own figures show that."""
     best = float("inf")
     for _ in range(runs):
         started = time.perf_counter()

@@ -61,18 +61,17 @@ class WorkerProcess:
         )
 
     def kill(self) -> None:
-        """SIGKILL the whole cluster (sentinel, workers, pusher, monitor)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        """The test is over: SIGKILL the cluster and every straggler of its session. A
-        graceful SIGTERM took django-q2 about 5 s a test, and no test asserts on it (the
-        takeover tests SIGKILL on purpose; the cluster and chaos suites stop their own)."""
+        """SIGKILL the whole cluster (sentinel, workers, pusher, monitor), and any of its
+        processes that outlived their parent."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """The test is over: kill the cluster. A graceful SIGTERM took django-q2 about 5 s
+        a test, and no test asserts on it (the takeover tests SIGKILL on purpose; the
+        cluster and chaos suites stop their own)."""
+        self.kill()
         self._log.close()
 
     def log(self) -> str:
